@@ -1,0 +1,199 @@
+"""SessionManager: launches sessions through JupyterHub's REST API and lists them from the hub.
+
+JupyterHub is the source of truth: a session is a hub user with a server, and its Binder fields
+live in the server's user_options. Nothing here survives a restart that the hub does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from binder_actors.config import BinderConfig
+from binder_actors.events import BinderEvent, failed, progress
+from binder_actors.hub import HubClient, HubError
+from binder_actors.names import user_name_for_repo
+from binder_actors.providers.base import ResolvedRef
+
+log = logging.getLogger(__name__)
+
+
+class LaunchRequest(BaseModel):
+    image: str
+    resolved: ResolvedRef
+    binder_request: str
+    binder_persistent_request: str
+
+
+class Session(BaseModel):
+    """One running (or starting) Binder session, as the hub reports it."""
+
+    user: str
+    server: str = ""
+    repo_url: str = ""
+    image: str = ""
+    url: str = ""
+    ready: bool = False
+    started: datetime | None = None
+    last_activity: datetime | None = None
+
+
+class QuotaExceeded(Exception):
+    pass
+
+
+def session_from_hub(hub_url: str, user: dict[str, Any]) -> list[Session]:
+    """The sessions in one hub user model (one per server)."""
+    sessions = []
+    for server_name, server in (user.get("servers") or {}).items():
+        options = server.get("user_options") or {}
+        sessions.append(Session(
+            user=user["name"], server=server_name, repo_url=options.get("repo_url", ""),
+            image=options.get("image", ""), url=hub_url.rstrip("/") + server.get("url", ""),
+            ready=bool(server.get("ready")), started=server.get("started"),
+            last_activity=server.get("last_activity"),
+        ))
+    return sessions
+
+
+class SessionManager:
+    async def __init__(self, config: BinderConfig) -> None:
+        self.config = config
+        self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
+        self._admission = asyncio.Lock()
+        self._launching = 0
+        self.launches = 0
+
+    async def launch(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
+        """Start a server for `request.image`; launching events, then ready or failed."""
+        try:
+            user = await self._admit(request)
+        except QuotaExceeded as error:
+            yield failed(str(error), 429)
+            return
+        except HubError as error:
+            yield failed(f"Could not start a session: {error}", error.status_code)
+            return
+        try:
+            async for event in self._spawn(user, request):
+                yield event
+        finally:
+            self._launching -= 1
+
+    async def _admit(self, request: LaunchRequest) -> str:
+        """Count sessions and create the user under one lock, so no quota is over-admitted."""
+        async with self._admission:
+            if self.config.max_sessions <= 0:
+                raise QuotaExceeded("This BinderHub is in maintenance: no new sessions. Try again later.")
+            users = await self.hub.list_users()
+            running = sum(len(u.get("servers") or {}) for u in users)
+            if running + self._launching >= self.config.max_sessions:
+                raise QuotaExceeded("Too many users on this BinderHub! Try again soon.")
+            user = user_name_for_repo(request.resolved.repo_url)
+            await self.hub.create_user(user)
+            self._launching += 1
+            return user
+
+    async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
+        resolved = request.resolved
+        try:
+            token = await self.hub.create_token(
+                user, note="binder session", scopes=[f"access:servers!user={user}"]
+            )
+            user_options = {
+                "image": request.image,
+                "token": token,
+                "repo_url": resolved.repo_url,
+                "binder_ref_url": resolved.ref_url,
+                "binder_launch_host": self.config.launch_host,
+                "binder_request": request.binder_request,
+                "binder_persistent_request": request.binder_persistent_request,
+            }
+            yield progress("launching", "Launching server...")
+            await self.hub.start_server(user, "", user_options)
+            async for event in self._follow_spawn(user):
+                yield event
+            model = await self.hub.get_user(user)
+            server = ((model or {}).get("servers") or {}).get("") or {}
+            if not server.get("ready"):
+                raise HubError("The server stopped while it was starting.", 500)
+        except (HubError, TimeoutError, asyncio.TimeoutError) as error:
+            await self._discard(user)
+            message = str(error) or "The server did not become ready in time."
+            if isinstance(error, asyncio.TimeoutError):
+                message = f"The server was not ready after BINDER_LAUNCH_TIMEOUT={self.config.launch_timeout}s."
+            yield failed(f"Launch failed: {message}", getattr(error, "status_code", 500))
+            return
+        except BaseException:
+            await asyncio.shield(self._discard(user))
+            raise
+        self.launches += 1
+        url = self.hub.hub_url.rstrip("/") + server["url"]
+        log.info("session ready user=%s image=%s", user, request.image)
+        yield BinderEvent(
+            phase="ready", message=f"server running at {url}\n", url=url, token=token,
+            image=request.image, repo_url=resolved.repo_url, binder_ref_url=resolved.ref_url,
+            binder_launch_host=self.config.launch_host, binder_request=request.binder_request,
+            binder_persistent_request=request.binder_persistent_request,
+        )
+
+    async def _follow_spawn(self, user: str) -> AsyncIterator[BinderEvent]:
+        """Relay the hub's spawn progress until the server is ready, within the launch timeout."""
+        queue: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in self.hub.progress(user):
+                    await queue.put(event)
+                await queue.put(None)
+            except BaseException as error:  # handed to the reader, who re-raises it
+                await queue.put(error)
+
+        task = asyncio.create_task(pump())
+        deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                item = await asyncio.wait_for(queue.get(), max(remaining, 0.001))
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if item.get("failed"):
+                    raise HubError(item.get("message") or "The server failed to start.", 500)
+                if item.get("message") and not item.get("ready"):
+                    yield progress("launching", item["message"])
+                if item.get("ready"):
+                    return
+        finally:
+            task.cancel()
+
+    async def _discard(self, user: str) -> None:
+        try:
+            await self.hub.stop_server(user)
+            await self.hub.delete_user(user)
+        except HubError as error:
+            log.warning("could not remove user=%s after a failed launch: %s", user, error)
+
+    @ray.method(max_task_retries=3)
+    async def list_sessions(self) -> list[Session]:
+        users = await self.hub.list_users()
+        return [s for user in users for s in session_from_hub(self.hub.hub_url, user)]
+
+    async def stop(self, user: str) -> None:
+        """Stop a session's server and delete its temporary user."""
+        await self.hub.stop_server(user)
+        await self.hub.delete_user(user)
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            version = await self.hub.version()
+            return {"ok": True, "version": version}
+        except HubError as error:
+            return {"ok": False, "error": str(error)}

@@ -1,0 +1,49 @@
+"""Build executors: turn a resolved ref into an image, streaming build events, behind one Protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from binder_actors.config import BinderConfig
+from binder_actors.events import BinderEvent
+from binder_actors.providers.base import ResolvedRef
+
+Emit = Callable[[BinderEvent], Awaitable[None]]
+
+
+class BuildRequest(BaseModel):
+    """One image to build from one resolved ref."""
+
+    image: str
+    build_name: str
+    resolved: ResolvedRef
+
+
+class BuildFailed(Exception):
+    """A build that ended without an image; the message is for the user, the tail is its log."""
+
+    def __init__(self, message: str, log_tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail or []
+
+
+class BuildExecutor(Protocol):
+    async def build(self, request: BuildRequest, emit: Emit) -> None:
+        """Build the image or raise BuildFailed; leaves nothing behind on failure."""
+        ...
+
+    def cleanup_incomplete(self) -> list[str]:
+        """Remove what builds interrupted by a restart left; returns what was removed."""
+        ...
+
+
+def make_executor(config: BinderConfig) -> BuildExecutor:
+    """The executor the config names (BINDER_BUILDER)."""
+    from binder_actors.builders.local import LocalBuildExecutor
+    from binder_actors.registries.local import LocalImageStore
+
+    executors = {"local": lambda: LocalBuildExecutor(config, LocalImageStore(config.images_dir))}
+    return executors[config.builder]()

@@ -1,0 +1,161 @@
+"""The embedded default on one machine: a real JupyterHub subprocess, a local Ray, the actors, Serve.
+
+`make serve` and the integration tests start the whole stack through `start_embedded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import ray
+from pydantic import SecretStr
+from ray import serve
+
+from binder_actors.actors import ensure_actors, kill_actors
+from binder_actors.config import PROJECT_DIR, BinderConfig
+
+log = logging.getLogger(__name__)
+
+HUB_CONFIG = PROJECT_DIR / "cluster" / "embedded" / "jupyterhub_config.py"
+HUB_START_SECONDS = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def proxy_command() -> str:
+    local = PROJECT_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+    found = str(local) if local.exists() else shutil.which("configurable-http-proxy")
+    if not found:
+        raise RuntimeError(
+            "configurable-http-proxy is not installed: run `npm install` in the project folder "
+            "(`make serve` does it for you)."
+        )
+    return found
+
+
+def hub_api_token(hub_dir: Path) -> str:
+    """The binder service's hub token, made once and kept (mode 0600) so restarts agree on it."""
+    path = hub_dir / "api_token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+@dataclass
+class EmbeddedHub:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM: the hub stops its servers and its proxy, then exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
+    hub_dir = config.data_dir / "hub"
+    hub_dir.mkdir(parents=True, exist_ok=True)
+    port = config.hub_port or free_port()
+    env = {
+        **os.environ,
+        "BINDER_DATA_DIR": str(config.data_dir),
+        "BINDER_HUB_PORT": str(port),
+        "BINDER_HUB_API_PORT": str(free_port()),
+        "BINDER_HUB_PROXY_API_PORT": str(free_port()),
+        "BINDER_HUB_PROXY_COMMAND": proxy_command(),
+        "BINDER_HUB_API_TOKEN": token,
+        "BINDER_LAUNCH_TIMEOUT": str(config.launch_timeout),
+        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+    }
+    log_path = hub_dir / "jupyterhub.log"
+    with open(log_path, "ab") as hub_log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+            cwd=hub_dir, env=env, stdout=hub_log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    hub = EmbeddedHub(url=f"http://127.0.0.1:{port}/", process=process, log_path=log_path)
+    deadline = time.monotonic() + HUB_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            raise RuntimeError("JupyterHub exited at start:\n" + "\n".join(tail))
+        try:
+            if httpx.get(hub.url + "hub/api/", timeout=2).status_code == 200:
+                return hub
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    hub.stop()
+    raise RuntimeError(f"JupyterHub did not answer within {HUB_START_SECONDS:g}s; see {log_path}")
+
+
+@dataclass
+class EmbeddedStack:
+    config: BinderConfig
+    hub: EmbeddedHub | None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}/"
+
+    def stop(self) -> None:
+        """Stop Serve, the actors, the hub (with its servers and proxy) and the local Ray."""
+        try:
+            serve.shutdown()
+            kill_actors(self.config.namespace)
+        finally:
+            if self.hub:
+                self.hub.stop()
+            ray.shutdown()
+
+
+def start_embedded(config: BinderConfig) -> EmbeddedStack:
+    from serve_app import build_app
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    hub = None
+    if not config.hub_url:
+        hub_dir = config.data_dir / "hub"
+        hub_dir.mkdir(parents=True, exist_ok=True)
+        token = hub_api_token(hub_dir)
+        hub = start_hub(config, token)
+        config = config.model_copy(update={"hub_url": hub.url, "hub_api_token": SecretStr(token)})
+    try:
+        if not ray.is_initialized():
+            ray.init(
+                address=config.ray_address or None, namespace=config.namespace,
+                num_cpus=None if config.ray_address else config.ray_num_cpus,
+                include_dashboard=False, log_to_driver=False,
+            )
+        ensure_actors(config)
+        serve.start(http_options={"host": config.host, "port": config.port})
+        serve.run(build_app(config), name="binder", route_prefix="/")
+    except BaseException:
+        if hub:
+            hub.stop()
+        raise
+    return EmbeddedStack(config=config, hub=hub)

@@ -1,0 +1,74 @@
+"""Names as BinderHub makes them: image names, build names and temporary hub user names.
+
+Pure functions. Existing deployments and caches key on these names, so they follow BinderHub's
+rules byte for byte: escaping with `-XX` (hex of each UTF-8 byte), a 6-hex sha256 suffix of the
+build slug, length limits, lowercase.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+
+_LOWER_DIGITS = frozenset(string.ascii_lowercase + string.digits)
+_LETTERS_DIGITS = frozenset(string.ascii_letters + string.digits)
+_SUFFIX_CHARS = string.ascii_lowercase + string.digits
+
+IMAGE_NAME_LIMIT = 255
+BUILD_NAME_LIMIT = 63
+USER_PREFIX_LIMIT = 26
+USER_SUFFIX_LENGTH = 8
+
+
+def escape(text: str, safe: frozenset[str], escape_char: str = "-") -> str:
+    """Escape every character outside `safe` as `escape_char` + the upper-case hex of each byte.
+
+    The escape character itself is always escaped, so distinct inputs stay distinct.
+    """
+    out: list[str] = []
+    for char in text:
+        if char in safe and char != escape_char:
+            out.append(char)
+        else:
+            out.extend(f"{escape_char}{byte:X}" for byte in char.encode("utf-8"))
+    return "".join(out)
+
+
+def safe_build_slug(build_slug: str, limit: int, hash_length: int = 6) -> str:
+    """The escaped slug cut to fit `limit`, with a hash of the whole slug to keep it unique."""
+    slug_hash = hashlib.sha256(build_slug.encode("utf-8")).hexdigest()[:hash_length]
+    escaped = escape(build_slug, _LETTERS_DIGITS)
+    return f"{escaped[: limit - hash_length - 1]}-{slug_hash}".lower()
+
+
+def image_name(prefix: str, build_slug: str, resolved_ref: str) -> str:
+    """`<prefix><safe slug>:<resolved ref>`, as BinderHub names the image of a build."""
+    repo = prefix + safe_build_slug(build_slug, limit=IMAGE_NAME_LIMIT - len(prefix))
+    return f"{repo}:{resolved_ref}".replace("_", "-").lower()
+
+
+def build_name(build_slug: str, resolved_ref: str, prefix: str = "build-") -> str:
+    """A DNS-label-safe name of one build (BinderHub's build pod names), at most 63 chars."""
+    ref_length = 6
+    slug = safe_build_slug(build_slug, limit=BUILD_NAME_LIMIT - len(prefix) - ref_length - 1)
+    ref = escape(resolved_ref, _LOWER_DIGITS)[:ref_length]
+    return f"{prefix}{slug}-{ref}".lower()
+
+
+def user_name_for_repo(repo_url: str) -> str:
+    """A fresh temporary hub user: the repository's name plus 8 random characters."""
+    name = repo_url.rstrip("/").rsplit("/", 1)[-1]
+    name = name.removesuffix(".git")
+    prefix = re.sub(r"[^a-z0-9]+", "-", name.lower())[:USER_PREFIX_LIMIT].strip("-") or "binder"
+    suffix = "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(USER_SUFFIX_LENGTH))
+    return f"{prefix}-{suffix}"
+
+
+_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]{0,254}:[A-Za-z0-9._-]{1,128}$")
+
+
+def is_valid_image_name(name: str) -> bool:
+    """True for names `image_name` can produce (registry path, repository, tag); no `..`."""
+    return bool(_IMAGE_RE.match(name)) and ".." not in name

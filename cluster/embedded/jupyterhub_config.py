@@ -1,0 +1,48 @@
+# The embedded JupyterHub: loopback only, temporary users started by binder-actors' SessionManager.
+# binder-actors starts the hub with this file and passes the settings below in the environment
+# (ports, data folder); the API token arrives as BINDER_HUB_API_TOKEN and is never written here.
+import os
+
+from binder_actors.spawners import LocalBinderSpawner
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+data_dir = os.environ["BINDER_DATA_DIR"]
+hub_dir = os.path.join(data_dir, "hub")
+
+c.JupyterHub.bind_url = f"http://127.0.0.1:{os.environ['BINDER_HUB_PORT']}/"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ["BINDER_HUB_API_PORT"])
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['BINDER_HUB_PROXY_API_PORT']}"
+c.ConfigurableHTTPProxy.command = [os.environ["BINDER_HUB_PROXY_COMMAND"]]
+c.JupyterHub.db_url = f"sqlite:///{os.path.join(hub_dir, 'jupyterhub.sqlite')}"
+c.JupyterHub.cookie_secret_file = os.path.join(hub_dir, "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = os.path.join(hub_dir, "jupyterhub.pid")
+
+# Temporary users only: nobody logs in, so no password authenticator is reachable.
+c.JupyterHub.authenticator_class = "null"
+c.Authenticator.allow_all = True
+
+c.JupyterHub.spawner_class = LocalBinderSpawner
+c.LocalBinderSpawner.image_store = os.path.join(data_dir, "images")
+c.LocalBinderSpawner.sessions_dir = os.path.join(data_dir, "sessions")
+c.LocalBinderSpawner.default_url = "/lab"
+c.Spawner.start_timeout = int(os.environ.get("BINDER_LAUNCH_TIMEOUT", "600"))
+c.Spawner.http_timeout = int(os.environ.get("BINDER_LAUNCH_TIMEOUT", "600"))
+
+c.JupyterHub.services = [
+    {"name": "binder", "api_token": os.environ["BINDER_HUB_API_TOKEN"]},
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "binder",
+        "scopes": [
+            "admin:users", "admin:servers", "tokens", "list:users", "read:users",
+            "read:users:activity", "read:servers", "access:servers",
+        ],
+        "services": ["binder"],
+    },
+]
+# Activity is what the culler reads: report it often.
+c.JupyterHub.last_activity_interval = 60
+c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]

@@ -1,0 +1,24 @@
+"""Pure: the provider and spec of a request, taken from the raw (still percent-encoded) path.
+
+ASGI servers decode the path, which would turn a git spec's `%2F` into `/`; BinderHub's specs are
+defined on the encoded path, so routes read `raw_path`.
+"""
+
+from __future__ import annotations
+
+from binder_actors.providers import InvalidSpec
+
+MAX_SPEC_LENGTH = 4096
+
+
+def provider_and_spec(raw_path: str, marker: str) -> tuple[str, str]:
+    """(`provider`, `spec`) from `<anything>/<marker>/<provider>/<spec>`, spec still encoded."""
+    head, found, rest = raw_path.partition(f"/{marker}/")
+    if not found:
+        raise InvalidSpec(f"The path must look like /{marker}/<provider>/<spec>.")
+    provider, slash, spec = rest.partition("/")
+    if not provider or not slash or not spec:
+        raise InvalidSpec(f"The path must look like /{marker}/<provider>/<spec>; the spec is missing.")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise InvalidSpec(f"The spec is longer than {MAX_SPEC_LENGTH} characters.")
+    return provider, spec
