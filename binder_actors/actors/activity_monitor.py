@@ -97,10 +97,11 @@ class ActivityMonitor:
             except HubError as error:
                 log.warning("cull sweep skipped: %s", error)
 
-    async def cull_once(self) -> CullReport:
-        """Run one sweep now."""
+    async def cull_once(self, timeout: float | None = None) -> CullReport:
+        """Run one sweep now; `timeout` overrides BINDER_CULL_TIMEOUT for this sweep."""
         report = await cull_idle(
-            self.hub, timeout=self.config.cull_timeout, concurrency=self.config.cull_concurrency
+            self.hub, timeout=self.config.cull_timeout if timeout is None else timeout,
+            concurrency=self.config.cull_concurrency,
         )
         self.last_report = report
         self.culled_total += len(report.culled)

@@ -1,0 +1,107 @@
+"""Test helpers that talk to real things: git repositories, the SSE stream, a Jupyter kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import websocket
+
+T = TypeVar("T")
+
+GIT_IDENTITY = ["-c", "user.name=binder-tests", "-c", "user.email=tests@binder.invalid"]
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll `condition` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def make_repo(root: Path, name: str, files: dict[str, str]) -> str:
+    """A git repository `root/name` holding `files`, one commit on `main`; returns its sha."""
+    repo = root / name
+    repo.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    for path, content in files.items():
+        target = repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    commit(repo, "initial")
+    return head(repo)
+
+
+def commit(repo: Path, message: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", *GIT_IDENTITY, "-C", str(repo), "commit", "-q", "-m", message], check=True)
+
+
+def head(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def git_spec(repo_url: str, ref: str) -> str:
+    return f"{quote(repo_url, safe='')}/{quote(ref, safe='')}"
+
+
+def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str, Any]]:
+    """Every event of one EventSource stream, until the server closes it."""
+    events = []
+    with httpx.stream("GET", base_url + path, headers={"Accept": "text/event-stream"},
+                      timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+    return events
+
+
+def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120) -> str:
+    """Start a kernel on a Jupyter server, run `code`, return its stdout (raises on an error)."""
+    headers = {"Authorization": f"token {token}"}
+    kernel = httpx.post(server_url + "api/kernels", headers=headers, json={"name": "python3"},
+                        timeout=60).json()
+    ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel['id']}/channels"
+    socket = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
+                                         timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        socket.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))
+        output: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(socket.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                output.append(content["text"])
+            elif kind == "error":
+                raise AssertionError(f"{content['ename']}: {content['evalue']}")
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(output)
+        raise AssertionError("the kernel did not finish in time")
+    finally:
+        socket.close()
+        httpx.delete(server_url + f"api/kernels/{kernel['id']}", headers=headers, timeout=30)

@@ -1,0 +1,88 @@
+"""One real stack per test session: git daemon on 127.0.0.1, JupyterHub + proxy, Ray, Serve."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import ray
+
+from binder_actors.actors import ActorHandles, get_actors
+from binder_actors.config import BinderConfig
+from binder_actors.embedded import EmbeddedStack, free_port, start_embedded
+from tests.helpers import make_repo, wait_for
+
+REQUIREMENTS_REPO = {
+    "requirements.txt": "tabulate==0.9.0\n",
+    "index.ipynb": '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n',
+}
+
+
+@dataclass
+class GitServer:
+    root: Path
+    port: int
+
+    def url(self, name: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def add(self, name: str, files: dict[str, str]) -> str:
+        """A new repository served at `url(name)`; returns its commit."""
+        return make_repo(self.root, name, files)
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    root = tmp_path_factory.mktemp("git")
+    port = free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+         f"--base-path={root}", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    server = GitServer(root=root, port=port)
+    server.add("probe", {"README.md": "probe\n"})
+    wait_for(lambda: subprocess.run(["git", "ls-remote", server.url("probe")],
+                                    capture_output=True).returncode == 0, 30, "git daemon")
+    yield server
+    daemon.terminate()
+    daemon.wait(10)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    config = BinderConfig(
+        data_dir=tmp_path_factory.mktemp("binder-data"), port=free_port(), ray_num_cpus=2,
+        cull_every=3600, namespace="binder",
+    )
+    running = start_embedded(config)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: EmbeddedStack) -> str:
+    return stack.url
+
+
+@pytest.fixture(scope="session")
+def actors(stack: EmbeddedStack) -> ActorHandles:
+    assert ray.is_initialized()
+    return get_actors(stack.config.namespace)
+
+
+@pytest.fixture(scope="session")
+def requirements_repo(git_server: GitServer) -> tuple[str, str]:
+    """(repo URL, commit) of a repository whose requirements.txt pins tabulate."""
+    sha = git_server.add("requirements-repo", REQUIREMENTS_REPO)
+    return git_server.url("requirements-repo"), sha
+
+
+def hub_users(stack: EmbeddedStack) -> list[dict]:
+    token = stack.config.hub_api_token.get_secret_value()
+    return httpx.get(stack.config.hub_url + "hub/api/users",
+                     headers={"Authorization": f"token {token}"}, timeout=10).json()
