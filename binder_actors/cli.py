@@ -24,9 +24,12 @@ def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     example = "v2/git/https%3A%2F%2Fexample.org%2Fyou%2Frepo.git/HEAD"
-    print(f"binder-actors is running at {stack.url}\n  open {stack.url} to make a link, or "
-          f"{stack.url}{example}\n  JupyterHub: {stack.hub.url if stack.hub else stack.config.hub_url}"
-          "\nPress Ctrl-C to stop.", flush=True)
+    print(
+        f"binder-actors is running at {stack.url}\n  open {stack.url} to make a link, or "
+        f"{stack.url}{example}\n  JupyterHub: {stack.hub.url if stack.hub else stack.config.hub_url}"
+        "\nPress Ctrl-C to stop.",
+        flush=True,
+    )
     stopping.wait()
     print("Stopping servers, JupyterHub and Ray ...", flush=True)
     stack.stop()

@@ -44,7 +44,11 @@ def _user_error(error: BaseException) -> BinderEvent | None:
 
 
 async def launch_events(
-    handles: ActorHandles, provider: str, spec: str, *, image_prefix: str = "",
+    handles: ActorHandles,
+    provider: str,
+    spec: str,
+    *,
+    image_prefix: str = "",
     allow_local_repos: bool = False,
 ) -> AsyncIterator[BinderEvent]:
     """Resolve, build if needed, and launch; every outcome is an event, never an exception."""
@@ -62,7 +66,8 @@ async def launch_events(
             yield BinderEvent(phase="built", message="Found built image, launching...\n", image_name=image)
         else:
             request = BuildRequest(
-                image=image, build_name=build_name(resolved.build_slug, resolved.resolved_ref),
+                image=image,
+                build_name=build_name(resolved.build_slug, resolved.resolved_ref),
                 resolved=resolved,
             )
             async for ref in handles.build_scheduler.build.remote(request):
@@ -71,7 +76,9 @@ async def launch_events(
                 if event.phase == "failed":
                     return
         launch = LaunchRequest(
-            image=image, resolved=resolved, binder_request=f"v2/{provider}/{spec}",
+            image=image,
+            resolved=resolved,
+            binder_request=f"v2/{provider}/{spec}",
             binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
         )
         async for ref in handles.session_manager.launch.remote(launch):

@@ -94,8 +94,12 @@ def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
     with open(log_path, "ab") as hub_log:
         process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
-            cwd=hub_dir, env=env, stdout=hub_log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=hub_dir,
+            env=env,
+            stdout=hub_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     hub = EmbeddedHub(url=f"http://127.0.0.1:{port}/", process=process, log_path=log_path)
     deadline = time.monotonic() + HUB_START_SECONDS
@@ -147,9 +151,11 @@ def start_embedded(config: BinderConfig) -> EmbeddedStack:
     try:
         if not ray.is_initialized():
             ray.init(
-                address=config.ray_address or None, namespace=config.namespace,
+                address=config.ray_address or None,
+                namespace=config.namespace,
                 num_cpus=None if config.ray_address else config.ray_num_cpus,
-                include_dashboard=False, log_to_driver=False,
+                include_dashboard=False,
+                log_to_driver=False,
             )
         ensure_actors(config)
         serve.start(http_options={"host": config.host, "port": config.port})

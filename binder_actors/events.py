@@ -10,9 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Phase = Literal[
-    "waiting", "fetching", "building", "pushing", "built", "launching", "ready", "failed"
-]
+Phase = Literal["waiting", "fetching", "building", "pushing", "built", "launching", "ready", "failed"]
 
 
 class BinderEvent(BaseModel):

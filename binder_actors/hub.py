@@ -55,7 +55,12 @@ class HubClient:
         await self._client.aclose()
 
     async def request(
-        self, method: str, path: str, *, body: Any = None, ok: tuple[int, ...] = (200, 201, 202, 204),
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        ok: tuple[int, ...] = (200, 201, 202, 204),
         headers: dict[str, str] | None = None,
     ) -> Any:
         try:

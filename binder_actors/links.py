@@ -22,8 +22,7 @@ def _check_stays_inside(path: str, name: str) -> None:
         raise InvalidSpec(f"{name} holds control characters.")
 
 
-def redirect_path(urlpath: str | None = None, labpath: str | None = None,
-                  filepath: str | None = None) -> str:
+def redirect_path(urlpath: str | None = None, labpath: str | None = None, filepath: str | None = None) -> str:
     """The path, relative to the server URL, that a launch ends on ('' for the default URL)."""
     if urlpath:
         _check_stays_inside(urlpath, "urlpath")

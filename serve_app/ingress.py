@@ -8,8 +8,8 @@ import html
 import json
 import logging
 import time
-from importlib.resources import files
 from collections.abc import AsyncIterator
+from importlib.resources import files
 from typing import Any
 
 import ray
@@ -70,14 +70,15 @@ class BinderIngress:
         try:
             provider, spec = provider_and_spec(_raw_path(request), "build")
             events = launch_events(
-                self.actors, provider, spec, image_prefix=self.config.image_prefix,
+                self.actors,
+                provider,
+                spec,
+                image_prefix=self.config.image_prefix,
                 allow_local_repos=self.config.allow_local_repos,
             )
         except InvalidSpec as error:
             events = _single(failed(str(error), 400))
-        return StreamingResponse(
-            event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return StreamingResponse(event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @api.get("/v2/{provider}/{spec:path}", response_class=HTMLResponse)
     async def launch_page(self, request: Request) -> HTMLResponse:
@@ -91,9 +92,11 @@ class BinderIngress:
             return HTMLResponse(_error_page(str(error)), status_code=400)
         depth = spec.count("/") + 2  # from /v2/<provider>/<spec> back to the app's root
         settings = {"buildUrl": "../" * depth + f"build/{provider}/{spec}", "redirectPath": landing}
-        page = _page("launch.html").replace(
-            "{{settings}}", html.escape(json.dumps(settings), quote=False)
-        ).replace("{{spec}}", html.escape(f"{provider}/{spec}"))
+        page = (
+            _page("launch.html")
+            .replace("{{settings}}", html.escape(json.dumps(settings), quote=False))
+            .replace("{{spec}}", html.escape(f"{provider}/{spec}"))
+        )
         return HTMLResponse(page)
 
     @api.get("/", response_class=HTMLResponse)
@@ -105,15 +108,19 @@ class BinderIngress:
         """The hub's and each actor's state; 503 when any is not ok."""
         checks: list[dict[str, Any]] = []
         hub = await _call(self.actors.session_manager.health.remote())
-        checks.append({"service": "JupyterHub", **(hub if isinstance(hub, dict) else {"ok": False, "error": hub})})
+        hub_check = hub if isinstance(hub, dict) else {"ok": False, "error": hub}
+        checks.append({"service": "JupyterHub", **hub_check})
         for name in type(self.actors).model_fields:
             handle = getattr(self.actors, name)
             started = time.monotonic()
             answer = await _call(handle.__ray_ready__.remote())
-            checks.append({
-                "service": name, "ok": not isinstance(answer, str),
-                "latency_ms": round((time.monotonic() - started) * 1000, 2),
-            })
+            checks.append(
+                {
+                    "service": name,
+                    "ok": not isinstance(answer, str),
+                    "latency_ms": round((time.monotonic() - started) * 1000, 2),
+                }
+            )
         culler = await _call(self.actors.activity_monitor.status.remote())
         ok = all(check["ok"] for check in checks)
         body = {"ok": ok, "checks": checks, "culler": culler if isinstance(culler, dict) else None}

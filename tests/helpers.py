@@ -50,8 +50,9 @@ def commit(repo: Path, message: str) -> None:
 
 
 def head(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def git_spec(repo_url: str, ref: str) -> str:
@@ -61,8 +62,9 @@ def git_spec(repo_url: str, ref: str) -> str:
 def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str, Any]]:
     """Every event of one EventSource stream, until the server closes it."""
     events = []
-    with httpx.stream("GET", base_url + path, headers={"Accept": "text/event-stream"},
-                      timeout=timeout) as response:
+    with httpx.stream(
+        "GET", base_url + path, headers={"Accept": "text/event-stream"}, timeout=timeout
+    ) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
@@ -74,20 +76,36 @@ def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str
 def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120) -> str:
     """Start a kernel on a Jupyter server, run `code`, return its stdout (raises on an error)."""
     headers = {"Authorization": f"token {token}"}
-    kernel = httpx.post(server_url + "api/kernels", headers=headers, json={"name": "python3"},
-                        timeout=60).json()
+    kernel = httpx.post(
+        server_url + "api/kernels", headers=headers, json={"name": "python3"}, timeout=60
+    ).json()
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel['id']}/channels"
-    socket = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
-                                         timeout=timeout)
+    socket = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
     try:
         msg_id = uuid.uuid4().hex
-        socket.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))
+        socket.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
         output: list[str] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

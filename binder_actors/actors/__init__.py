@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import ray
@@ -37,8 +38,10 @@ class ActorHandles(BaseModel):
 
 def _handles(actors: dict[str, Any]) -> ActorHandles:
     return ActorHandles(
-        ref_resolver=actors["RefResolver"], image_cache=actors["ImageCache"],
-        build_scheduler=actors["BuildScheduler"], session_manager=actors["SessionManager"],
+        ref_resolver=actors["RefResolver"],
+        image_cache=actors["ImageCache"],
+        build_scheduler=actors["BuildScheduler"],
+        session_manager=actors["SessionManager"],
         activity_monitor=actors["ActivityMonitor"],
     )
 
@@ -46,10 +49,17 @@ def _handles(actors: dict[str, Any]) -> ActorHandles:
 def ensure_actors(config: BinderConfig) -> ActorHandles:
     """Create the actors, or return the running ones (the first creator's config wins)."""
     actors = {
-        name: ray.remote(cls).options(
-            name=name, namespace=config.namespace, lifetime="detached", get_if_exists=True,
-            max_restarts=-1, num_cpus=0, max_concurrency=1000,
-        ).remote(config)
+        name: ray.remote(cls)
+        .options(
+            name=name,
+            namespace=config.namespace,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            num_cpus=0,
+            max_concurrency=1000,
+        )
+        .remote(config)
         for name, cls in ACTOR_CLASSES.items()
     }
     return _handles(actors)
@@ -62,7 +72,5 @@ def get_actors(namespace: str = "binder") -> ActorHandles:
 
 def kill_actors(namespace: str = "binder") -> None:
     for name in ACTOR_CLASSES:
-        try:
+        with contextlib.suppress(ValueError):  # not running: nothing to stop
             ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
-        except ValueError:
-            pass

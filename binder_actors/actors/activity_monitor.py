@@ -42,8 +42,9 @@ def idle_seconds(server: dict[str, Any], now: datetime) -> float | None:
     return None if last is None else (now - last).total_seconds()
 
 
-async def cull_idle(hub: HubClient, *, timeout: float, concurrency: int,
-                    now: datetime | None = None) -> CullReport:
+async def cull_idle(
+    hub: HubClient, *, timeout: float, concurrency: int, now: datetime | None = None
+) -> CullReport:
     """Remove every user whose servers are all idle longer than `timeout` seconds.
 
     Pending spawns are left alone; users without any server are temporary leftovers and removed.
@@ -100,7 +101,8 @@ class ActivityMonitor:
     async def cull_once(self, timeout: float | None = None) -> CullReport:
         """Run one sweep now; `timeout` overrides BINDER_CULL_TIMEOUT for this sweep."""
         report = await cull_idle(
-            self.hub, timeout=self.config.cull_timeout if timeout is None else timeout,
+            self.hub,
+            timeout=self.config.cull_timeout if timeout is None else timeout,
             concurrency=self.config.cull_concurrency,
         )
         self.last_report = report

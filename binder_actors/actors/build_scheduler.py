@@ -39,7 +39,7 @@ class BuildRun:
         sent = 0
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: len(self.events) > sent or self.done)
+                await self._changed.wait_for(lambda seen=sent: len(self.events) > seen or self.done)
                 fresh, finished = self.events[sent:], self.done
             for event in fresh:
                 yield event
@@ -80,9 +80,9 @@ class BuildScheduler:
                 self.builds_started += 1
                 log.info("build start image=%s build=%s", request.image, request.build_name)
                 await self.executor.build(request, run.emit)
-            await run.finish(BinderEvent(
-                phase="built", message="Built image, launching...\n", image_name=request.image
-            ))
+            await run.finish(
+                BinderEvent(phase="built", message="Built image, launching...\n", image_name=request.image)
+            )
         except BuildFailed as error:
             log.info("build failed image=%s reason=%s", request.image, error)
             tail = "\n".join(error.log_tail)

@@ -55,7 +55,8 @@ class RefResolver:
         parsed = provider.parse(request.spec, allow_local_repos=self.config.allow_local_repos)
         self.upstream_calls += 1
         resolved = await provider.resolve(
-            parsed, timeout=self.config.upstream_timeout,
+            parsed,
+            timeout=self.config.upstream_timeout,
             allow_local_repos=self.config.allow_local_repos,
         )
         log.info("resolved spec=%s ref=%s", request.spec, resolved.resolved_ref)

@@ -53,12 +53,18 @@ def session_from_hub(hub_url: str, user: dict[str, Any]) -> list[Session]:
     sessions = []
     for server_name, server in (user.get("servers") or {}).items():
         options = server.get("user_options") or {}
-        sessions.append(Session(
-            user=user["name"], server=server_name, repo_url=options.get("repo_url", ""),
-            image=options.get("image", ""), url=hub_url.rstrip("/") + server.get("url", ""),
-            ready=bool(server.get("ready")), started=server.get("started"),
-            last_activity=server.get("last_activity"),
-        ))
+        sessions.append(
+            Session(
+                user=user["name"],
+                server=server_name,
+                repo_url=options.get("repo_url", ""),
+                image=options.get("image", ""),
+                url=hub_url.rstrip("/") + server.get("url", ""),
+                ready=bool(server.get("ready")),
+                started=server.get("started"),
+                last_activity=server.get("last_activity"),
+            )
+        )
     return sessions
 
 
@@ -127,7 +133,8 @@ class SessionManager:
             await self._discard(user)
             message = str(error) or "The server did not become ready in time."
             if isinstance(error, asyncio.TimeoutError):
-                message = f"The server was not ready after BINDER_LAUNCH_TIMEOUT={self.config.launch_timeout}s."
+                timeout = self.config.launch_timeout
+                message = f"The server was not ready after BINDER_LAUNCH_TIMEOUT={timeout}s."
             yield failed(f"Launch failed: {message}", getattr(error, "status_code", 500))
             return
         except BaseException:
@@ -137,9 +144,15 @@ class SessionManager:
         url = self.hub.hub_url.rstrip("/") + server["url"]
         log.info("session ready user=%s image=%s", user, request.image)
         yield BinderEvent(
-            phase="ready", message=f"server running at {url}\n", url=url, token=token,
-            image=request.image, repo_url=resolved.repo_url, binder_ref_url=resolved.ref_url,
-            binder_launch_host=self.config.launch_host, binder_request=request.binder_request,
+            phase="ready",
+            message=f"server running at {url}\n",
+            url=url,
+            token=token,
+            image=request.image,
+            repo_url=resolved.repo_url,
+            binder_ref_url=resolved.ref_url,
+            binder_launch_host=self.config.launch_host,
+            binder_request=request.binder_request,
             binder_persistent_request=request.binder_persistent_request,
         )
 

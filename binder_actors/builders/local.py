@@ -8,10 +8,12 @@ environment per Python version, put on each image's path after the image's own p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import shutil
+import signal
 import sys
 from collections import deque
 from importlib.metadata import version as installed_version
@@ -143,11 +145,21 @@ class LocalBuildExecutor:
         repo_dir, env_dir = target / "repo", target / "env"
         await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
         git_env = git_environment(self.config.allow_local_repos)
-        await self._run(["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)],
-                        emit, phase="fetching", env=git_env, what="git clone")
-        await self._run(["git", "-c", "advice.detachedHead=false", "checkout", "--quiet",
-                         resolved.resolved_ref], emit, phase="fetching", env=git_env,
-                        cwd=repo_dir, what=f"git checkout {resolved.resolved_ref}")
+        await self._run(
+            ["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)],
+            emit,
+            phase="fetching",
+            env=git_env,
+            what="git clone",
+        )
+        await self._run(
+            ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", resolved.resolved_ref],
+            emit,
+            phase="fetching",
+            env=git_env,
+            cwd=repo_dir,
+            what=f"git checkout {resolved.resolved_ref}",
+        )
 
         config_dir = find_config_dir(repo_dir)
         for filename, needs in CONTAINER_ONLY_FILES.items():
@@ -167,19 +179,31 @@ class LocalBuildExecutor:
         stack_dir = await self._ensure_stack(python_version, interpreter, emit)
 
         await emit(progress("building", f"Creating a Python {python_version} environment"))
-        await self._run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)],
-                        emit, what="uv venv")
+        await self._run(
+            [*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], emit, what="uv venv"
+        )
         site_packages = _site_packages(env_dir)
         stack_site = _site_packages(stack_dir)
         # Appended after the environment's own site-packages: the repository's packages win.
         (site_packages / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")
         _write_singleuser_wrapper(env_dir)
 
-        install = [*_uv(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
+        install = [
+            *_uv(),
+            "pip",
+            "install",
+            "--compile-bytecode",
+            "--python",
+            str(env_dir / "bin" / "python"),
+        ]
         requirements = config_dir / "requirements.txt"
         if requirements.is_file():
-            await self._run([*install, "-r", str(requirements)], emit, cwd=repo_dir,
-                            what=f"installing {requirements.relative_to(repo_dir)}")
+            await self._run(
+                [*install, "-r", str(requirements)],
+                emit,
+                cwd=repo_dir,
+                what=f"installing {requirements.relative_to(repo_dir)}",
+            )
         if config_dir == repo_dir and (
             (repo_dir / "setup.py").is_file() or (repo_dir / "pyproject.toml").is_file()
         ):
@@ -188,15 +212,24 @@ class LocalBuildExecutor:
         if post_build.is_file():
             post_build.chmod(post_build.stat().st_mode | 0o111)
             image = self._image(request, target, python_version, stack_dir)
-            await self._run(["bash", str(post_build)], emit, cwd=repo_dir, what="postBuild",
-                            env={**os.environ, **server_environment(image, repo_dir)})
+            await self._run(
+                ["bash", str(post_build)],
+                emit,
+                cwd=repo_dir,
+                what="postBuild",
+                env={**os.environ, **server_environment(image, repo_dir)},
+            )
         self.store.record(self._image(request, target, python_version, stack_dir))
         log.info("build done image=%s build=%s", request.image, request.build_name)
 
     def _image(self, request: BuildRequest, target: Path, python: str, stack: Path) -> LocalImage:
         return LocalImage(
-            image=request.image, path=target, repo_url=request.resolved.repo_url,
-            resolved_ref=request.resolved.resolved_ref, python_version=python, stack_dir=stack,
+            image=request.image,
+            path=target,
+            repo_url=request.resolved.repo_url,
+            resolved_ref=request.resolved.resolved_ref,
+            python_version=python,
+            stack_dir=stack,
         )
 
     async def _ensure_stack(self, python_version: str, interpreter: Path, emit: Emit) -> Path:
@@ -206,19 +239,48 @@ class LocalBuildExecutor:
         async with lock:
             if (stack_dir / STACK_MARKER).is_file():
                 return stack_dir
-            await emit(progress("building", f"Installing the Jupyter server for Python {python_version} (once)"))
+            await emit(
+                progress("building", f"Installing the Jupyter server for Python {python_version} (once)")
+            )
             partial = stack_dir.with_name(stack_dir.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(stack_dir, ignore_errors=True)
             partial.parent.mkdir(parents=True, exist_ok=True)
             try:
-                await self._run([*_uv(), "venv", "--quiet", "--relocatable", "--python",
-                                 str(interpreter), str(partial)], emit, what="uv venv (server)")
                 await self._run(
-                    [*_uv(), "pip", "install", "--python", str(partial / "bin" / "python"),
-                     f"jupyterhub=={installed_version('jupyterhub')}", "jupyterlab>=4,<5",
-                     "notebook>=7,<8", "ipykernel>=6"],
-                    emit, what="installing the Jupyter server",
+                    [*_uv(), "venv", "--quiet", "--relocatable", "--python", str(interpreter), str(partial)],
+                    emit,
+                    what="uv venv (server)",
+                )
+                await self._run(
+                    [
+                        *_uv(),
+                        "pip",
+                        "install",
+                        "--compile-bytecode",
+                        "--python",
+                        str(partial / "bin" / "python"),
+                        f"jupyterhub=={installed_version('jupyterhub')}",
+                        "jupyterlab>=4,<5",
+                        "notebook>=7,<8",
+                        "ipykernel>=6",
+                    ],
+                    emit,
+                    what="installing the Jupyter server",
+                )
+                # jsonschema imports rfc3987-syntax when present, which builds a grammar for
+                # 1.8 s on every server start; format checks of IRIs are not worth that.
+                await self._run(
+                    [
+                        *_uv(),
+                        "pip",
+                        "uninstall",
+                        "--python",
+                        str(partial / "bin" / "python"),
+                        "rfc3987-syntax",
+                    ],
+                    emit,
+                    what="trimming the Jupyter server",
                 )
                 (partial / STACK_MARKER).write_text("")
                 os.replace(partial, stack_dir)
@@ -227,14 +289,26 @@ class LocalBuildExecutor:
                 raise
         return stack_dir
 
-    async def _run(self, command: list[str], emit: Emit, *, what: str, phase: str = "building",
-                   cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    async def _run(
+        self,
+        command: list[str],
+        emit: Emit,
+        *,
+        what: str,
+        phase: str = "building",
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """Run one build step, streaming its output as events; BuildFailed with its tail if it fails."""
         step_env = dict(env or os.environ)
         step_env.update({"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
         process = await asyncio.create_subprocess_exec(
-            *command, cwd=cwd, env=step_env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *command,
+            cwd=cwd,
+            env=step_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
@@ -261,10 +335,8 @@ def _uv() -> list[str]:
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
-    try:
-        os.killpg(process.pid, 9)
-    except ProcessLookupError:
-        pass
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _site_packages(env_dir: Path) -> Path:

@@ -80,7 +80,11 @@ def pick_sha(ls_remote_output: str, ref: str) -> str | None:
 async def ls_remote(url: str, ref: str, *, timeout: float, allow_local_repos: bool) -> str:
     """Run `git ls-remote` for one ref; the output, or ResolveError saying what failed."""
     process = await asyncio.create_subprocess_exec(
-        "git", "ls-remote", "--", url, ref,
+        "git",
+        "ls-remote",
+        "--",
+        url,
+        ref,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         stdin=asyncio.subprocess.DEVNULL,

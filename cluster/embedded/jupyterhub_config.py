@@ -37,8 +37,14 @@ c.JupyterHub.load_roles = [
     {
         "name": "binder",
         "scopes": [
-            "admin:users", "admin:servers", "tokens", "list:users", "read:users",
-            "read:users:activity", "read:servers", "access:servers",
+            "admin:users",
+            "admin:servers",
+            "tokens",
+            "list:users",
+            "read:users",
+            "read:users:activity",
+            "read:servers",
+            "access:servers",
         ],
         "services": ["binder"],
     },

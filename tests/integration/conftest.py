@@ -40,14 +40,28 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     root = tmp_path_factory.mktemp("git")
     port = free_port()
     daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
-         f"--base-path={root}", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={root}",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server = GitServer(root=root, port=port)
     server.add("probe", {"README.md": "probe\n"})
-    wait_for(lambda: subprocess.run(["git", "ls-remote", server.url("probe")],
-                                    capture_output=True).returncode == 0, 30, "git daemon")
+    wait_for(
+        lambda: (
+            subprocess.run(["git", "ls-remote", server.url("probe")], capture_output=True).returncode == 0
+        ),
+        30,
+        "git daemon",
+    )
     yield server
     daemon.terminate()
     daemon.wait(10)
@@ -56,8 +70,11 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     config = BinderConfig(
-        data_dir=tmp_path_factory.mktemp("binder-data"), port=free_port(), ray_num_cpus=2,
-        cull_every=3600, namespace="binder",
+        data_dir=tmp_path_factory.mktemp("binder-data"),
+        port=free_port(),
+        ray_num_cpus=2,
+        cull_every=3600,
+        namespace="binder",
     )
     running = start_embedded(config)
     yield running
@@ -84,5 +101,6 @@ def requirements_repo(git_server: GitServer) -> tuple[str, str]:
 
 def hub_users(stack: EmbeddedStack) -> list[dict]:
     token = stack.config.hub_api_token.get_secret_value()
-    return httpx.get(stack.config.hub_url + "hub/api/users",
-                     headers={"Authorization": f"token {token}"}, timeout=10).json()
+    return httpx.get(
+        stack.config.hub_url + "hub/api/users", headers={"Authorization": f"token {token}"}, timeout=10
+    ).json()

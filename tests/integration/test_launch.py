@@ -37,11 +37,13 @@ def test_launch_runs_code_that_imports_a_requirement(base_url, requirements_repo
     built = next(e for e in events if e["phase"] == "built")
     assert built["imageName"] == ready["image"]
 
-    status = httpx.get(ready["url"] + "api/status",
-                       headers={"Authorization": f"token {ready['token']}"}, timeout=30)
+    status = httpx.get(
+        ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30
+    )
     assert status.status_code == 200, status.text
-    output = run_in_kernel(ready["url"], ready["token"],
-                           "import tabulate, os; print(tabulate.__version__, os.getcwd())")
+    output = run_in_kernel(
+        ready["url"], ready["token"], "import tabulate, os; print(tabulate.__version__, os.getcwd())"
+    )
     version, cwd = output.split()
     assert version == "0.9.0"
     assert (stack.config.data_dir / "sessions") in Path(cwd).parents
@@ -54,8 +56,9 @@ def test_session_url_needs_its_token(base_url, requirements_repo):
     assert httpx.get(ready["url"] + "api/status", timeout=30).status_code == 403
     wrong = httpx.get(ready["url"] + "api/status", headers={"Authorization": "token nope"}, timeout=30)
     assert wrong.status_code == 403
-    lab = httpx.get(ready["url"] + f"lab?token={ready['token']}", timeout=30,
-                    headers={"Sec-Fetch-Mode": "navigate"})
+    lab = httpx.get(
+        ready["url"] + f"lab?token={ready['token']}", timeout=30, headers={"Sec-Fetch-Mode": "navigate"}
+    )
     assert lab.status_code == 200 and "<title>JupyterLab</title>" in lab.text
 
 
@@ -96,8 +99,9 @@ def test_idle_server_and_its_user_are_culled(base_url, requirements_repo, stack,
     wait_for(culled, 60, "the idle server to be culled", interval=0.5)
     assert user not in {u["name"] for u in hub_users(stack)}
     assert not home.exists()
-    answer = httpx.get(ready["url"] + "api/status",
-                       headers={"Authorization": f"token {ready['token']}"}, timeout=30)
+    answer = httpx.get(
+        ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30
+    )
     assert answer.status_code != 200
 
 
@@ -107,8 +111,14 @@ def test_health_reports_the_hub_and_every_actor(base_url):
     body = health.json()
     assert body["ok"] is True
     services = {check["service"] for check in body["checks"]}
-    assert services == {"JupyterHub", "ref_resolver", "image_cache", "build_scheduler",
-                        "session_manager", "activity_monitor"}
+    assert services == {
+        "JupyterHub",
+        "ref_resolver",
+        "image_cache",
+        "build_scheduler",
+        "session_manager",
+        "activity_monitor",
+    }
 
 
 def test_launch_page_opens_the_stream_and_knows_where_to_land(base_url, requirements_repo):
@@ -124,8 +134,7 @@ def test_launch_page_opens_the_stream_and_knows_where_to_land(base_url, requirem
 
 def test_launch_page_refuses_a_path_that_leaves_the_server(base_url, requirements_repo):
     repo_url, _ = requirements_repo
-    page = httpx.get(base_url + f"v2/git/{git_spec(repo_url, 'main')}?urlpath=../../hub/admin",
-                     timeout=30)
+    page = httpx.get(base_url + f"v2/git/{git_spec(repo_url, 'main')}?urlpath=../../hub/admin", timeout=30)
     assert page.status_code == 400
     assert "leaves the server" in page.text
 

@@ -1,0 +1,1 @@
+"""Benchmarks of binder-actors (`make bench`); results go to bench/results/<date>.json."""

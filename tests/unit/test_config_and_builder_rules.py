@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+
+from binder_actors.builders import BuildFailed
+from binder_actors.builders.local import find_config_dir, requested_python
+from binder_actors.config import BinderConfig
+
+
+def test_defaults_match_the_documented_ones(monkeypatch):
+    for name in ("BINDER_PORT", "BINDER_DATA_DIR", "BINDER_CULL_TIMEOUT", "BINDER_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = BinderConfig()
+    assert config.port == 8000
+    assert config.cull_timeout == 600
+    assert config.data_dir == Path.home() / ".local" / "share" / "binder-actors"
+    assert config.python_version == "3.10"
+
+
+def test_env_vars_and_yaml_file_set_values_env_winning(monkeypatch, tmp_path):
+    settings = tmp_path / "binder.yaml"
+    settings.write_text("port: 9000\ncull_every: 5\n")
+    monkeypatch.setenv("BINDER_CONFIG_FILE", str(settings))
+    monkeypatch.setenv("BINDER_PORT", "9100")
+    config = BinderConfig()
+    assert (config.port, config.cull_every) == (9100, 5)
+
+
+def test_hub_token_never_shows_in_the_config_repr(monkeypatch):
+    monkeypatch.setenv("BINDER_HUB_API_TOKEN", "s3cr3t-token")
+    config = BinderConfig()
+    assert "s3cr3t-token" not in repr(config) and "s3cr3t-token" not in config.model_dump_json()
+    assert config.hub_api_token.get_secret_value() == "s3cr3t-token"
+
+
+def test_unknown_settings_are_refused(monkeypatch, tmp_path):
+    settings = tmp_path / "binder.yaml"
+    settings.write_text("prot: 9000\n")
+    monkeypatch.setenv("BINDER_CONFIG_FILE", str(settings))
+    with pytest.raises(ValueError, match="prot"):
+        BinderConfig()
+
+
+@pytest.mark.parametrize(
+    ("folders", "expected"),
+    [([], "."), (["binder"], "binder"), ([".binder"], ".binder")],
+)
+def test_config_dir_precedence(tmp_path, folders, expected):
+    for folder in folders:
+        (tmp_path / folder).mkdir()
+    assert find_config_dir(tmp_path) == (tmp_path if expected == "." else tmp_path / expected)
+
+
+def test_both_binder_folders_is_an_error(tmp_path):
+    (tmp_path / "binder").mkdir()
+    (tmp_path / ".binder").mkdir()
+    with pytest.raises(BuildFailed, match="both binder/ and .binder/"):
+        find_config_dir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "expected"),
+    [(None, "3.10"), ("python-3.11", "3.11"), ("python-3.12\n", "3.12")],
+)
+def test_runtime_txt_picks_the_python(tmp_path, runtime, expected):
+    if runtime is not None:
+        (tmp_path / "runtime.txt").write_text(runtime)
+    assert requested_python(tmp_path, "3.10") == expected
+
+
+@pytest.mark.parametrize("runtime", ["python-3.12.1", "python3.11", "r-4.1-2022-01-01"])
+def test_runtime_txt_errors_name_the_expected_form(tmp_path, runtime):
+    (tmp_path / "runtime.txt").write_text(runtime)
+    with pytest.raises(BuildFailed, match="python-X.Y"):
+        requested_python(tmp_path, "3.10")

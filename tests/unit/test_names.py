@@ -1,0 +1,70 @@
+import re
+
+import pytest
+
+from binder_actors.names import (
+    build_name,
+    escape,
+    image_name,
+    is_valid_image_name,
+    user_name_for_repo,
+)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "slug", "ref", "expected"),
+    [
+        # BinderHub's own example: gh binder-examples/requirements.
+        ("", "binder-examples-requirements", "339cda9f", "binder-2dexamples-2drequirements-55ab5c:339cda9f"),
+        ("r2d-", "binder-examples-requirements", "abc", "r2d-binder-2dexamples-2drequirements-55ab5c:abc"),
+        ("", "Org_Name-Repo", "ff", None),
+    ],
+)
+def test_image_name_follows_binderhub(prefix, slug, ref, expected):
+    name = image_name(prefix, slug, ref)
+    if expected is not None:
+        assert name == expected
+    assert name == name.lower() and "_" not in name
+    assert is_valid_image_name(name)
+
+
+def test_image_name_fits_in_255_characters_and_stays_unique():
+    long_a, long_b = "a" * 400, "a" * 399 + "b"
+    name_a, name_b = image_name("", long_a, "x"), image_name("", long_b, "x")
+    assert len(name_a.split(":")[0]) == 255
+    assert name_a != name_b
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [("abc", "abc"), ("a-b", "a-2Db"), ("a/b", "a-2Fb"), ("é", "-C3-A9"), ("\n", "-A")],
+)
+def test_escape_writes_each_utf8_byte_in_upper_hex(text, escaped):
+    assert escape(text, frozenset("abcdefghijklmnopqrstuvwxyz")) == escaped
+
+
+def test_build_name_is_a_dns_label():
+    name = build_name("https://example.org/" + "x" * 100, "0123456789abcdef")
+    assert len(name) <= 63
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name)
+    assert name.endswith("-012345")
+
+
+@pytest.mark.parametrize(
+    ("repo_url", "prefix"),
+    [
+        ("git://127.0.0.1:9418/My_Repo.git", "my-repo-"),
+        ("https://example.org/org/analysis/", "analysis-"),
+        ("https://example.org/" + "n" * 60, "n" * 26 + "-"),
+    ],
+)
+def test_temporary_user_is_repo_name_plus_eight_random_characters(repo_url, prefix):
+    first, second = user_name_for_repo(repo_url), user_name_for_repo(repo_url)
+    assert first.startswith(prefix) and second.startswith(prefix)
+    assert re.fullmatch(r"[a-z0-9-]+-[a-z0-9]{8}", first)
+    assert first != second
+
+
+@pytest.mark.parametrize("bad", ["../etc:passwd", "UPPER:tag", "name", "a:b/c", ""])
+def test_invalid_image_names_are_rejected(bad):
+    assert not is_valid_image_name(bad)
