@@ -15,7 +15,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
 from traitlets import Unicode
 
-from binder_actors.builders.local import server_environment
+from binder_actors.builders.local import server_environment, session_command
 from binder_actors.registries.local import LocalImage, LocalImageStore
 
 BINDER_ENV_FIELDS = {
@@ -80,7 +80,7 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         shutil.rmtree(home, ignore_errors=True)
         shutil.copytree(image.repo_dir, home, symlinks=True)
         self.home_dir = str(home)
-        self.cmd = [str(image.env_dir / "bin" / "jupyterhub-singleuser")]
+        self.cmd = session_command(image, home, [str(image.env_dir / "bin" / "jupyterhub-singleuser")])
         return await super().start()
 
     async def stop(self, now: bool = False) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from binder_actors.config import BinderConfig
 from binder_actors.hub import HubClient, HubError
+from binder_actors.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ async def cull_idle(
 
 class ActivityMonitor:
     async def __init__(self, config: BinderConfig) -> None:
+        setup_logging()
         self.config = config
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self.last_report = CullReport()

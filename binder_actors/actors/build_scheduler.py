@@ -1,6 +1,7 @@
 """BuildScheduler: one build per image, bounded concurrency, events streamed to every follower.
 
 A later request for an image being built joins that build: it gets the backlog, then live events.
+Builds beyond BINDER_MAX_CONCURRENT_BUILDS wait in a FIFO queue and are told their position.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import ray
+
 from binder_actors.builders import BuildFailed, BuildRequest, make_executor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
+from binder_actors.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +54,16 @@ class BuildRun:
 
 class BuildScheduler:
     async def __init__(self, config: BinderConfig) -> None:
+        setup_logging()
         self.config = config
         self.executor = make_executor(config)
         removed = await asyncio.to_thread(self.executor.cleanup_incomplete)
         if removed:
             log.info("removed builds interrupted by a restart: %s", ", ".join(removed))
         self._runs: dict[str, BuildRun] = {}
-        self._slots = asyncio.Semaphore(config.max_concurrent_builds)
+        self._queue: list[str] = []
+        self._building = 0
+        self._slots_changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self.builds_started = 0
 
@@ -72,30 +79,58 @@ class BuildScheduler:
         async for event in run.follow():
             yield event
 
+    async def _wait_for_slot(self, image: str, run: BuildRun) -> None:
+        """Wait in the queue, telling the build its position each time it moves."""
+        told = 0
+        async with self._slots_changed:
+            self._queue.append(image)
+            try:
+                while True:
+                    position = self._queue.index(image) + 1
+                    if position == 1 and self._building < self.config.max_concurrent_builds:
+                        self._building += 1
+                        return
+                    if position != told:
+                        told = position
+                        await run.emit(
+                            progress("waiting", f"Waiting for a build slot: position {position} in the queue")
+                        )
+                    await self._slots_changed.wait()
+            finally:
+                self._queue.remove(image)
+                self._slots_changed.notify_all()
+
+    async def _release_slot(self) -> None:
+        async with self._slots_changed:
+            self._building -= 1
+            self._slots_changed.notify_all()
+
     async def _run_build(self, request: BuildRequest, run: BuildRun) -> None:
         try:
-            if self._slots.locked():
-                await run.emit(progress("waiting", "Waiting for a free build slot"))
-            async with self._slots:
+            await self._wait_for_slot(request.image, run)
+            try:
                 self.builds_started += 1
                 log.info("build start image=%s build=%s", request.image, request.build_name)
                 await self.executor.build(request, run.emit)
+            finally:
+                await self._release_slot()
             await run.finish(
                 BinderEvent(phase="built", message="Built image, launching...\n", image_name=request.image)
             )
         except BuildFailed as error:
             log.info("build failed image=%s reason=%s", request.image, error)
             tail = "\n".join(error.log_tail)
-            message = f"{error}\n{tail}" if tail else str(error)
-            await run.finish(failed(message, 500))
+            await run.finish(failed(f"{error}\n{tail}" if tail else str(error), 500))
         except Exception:
             log.exception("build crashed image=%s", request.image)
             await run.finish(failed("The build stopped on an internal error; please retry.", 500))
         finally:
             self._runs.pop(request.image, None)
 
+    @ray.method(max_task_retries=3)
     async def running(self) -> list[str]:
         return sorted(self._runs)
 
+    @ray.method(max_task_retries=3)
     async def stats(self) -> dict[str, int]:
-        return {"builds_started": self.builds_started, "running": len(self._runs)}
+        return {"builds_started": self.builds_started, "building": self._building, "queued": len(self._queue)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ray
 
 from binder_actors.config import BinderConfig
+from binder_actors.logs import setup_logging
 from binder_actors.registries import ImageRegistry
 from binder_actors.registries.local import LocalImageStore
 
@@ -16,6 +17,7 @@ def make_registry(config: BinderConfig) -> ImageRegistry:
 
 class ImageCache:
     def __init__(self, config: BinderConfig) -> None:
+        setup_logging()
         self.config = config
         self.registry = make_registry(config)
         self._known: set[str] = set()

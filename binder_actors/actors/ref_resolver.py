@@ -10,6 +10,7 @@ import ray
 from pydantic import BaseModel
 
 from binder_actors.config import BinderConfig
+from binder_actors.logs import setup_logging
 from binder_actors.providers import ResolvedRef, get_provider
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ class ResolveRequest(BaseModel):
 
 class RefResolver:
     def __init__(self, config: BinderConfig) -> None:
+        setup_logging()
         self.config = config
         self._cache: dict[tuple[str, str], tuple[float, ResolvedRef]] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Future[ResolvedRef]] = {}

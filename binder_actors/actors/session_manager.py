@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError
+from binder_actors.logs import setup_logging
 from binder_actors.names import user_name_for_repo
 from binder_actors.providers.base import ResolvedRef
 
@@ -70,6 +71,7 @@ def session_from_hub(hub_url: str, user: dict[str, Any]) -> list[Session]:
 
 class SessionManager:
     async def __init__(self, config: BinderConfig) -> None:
+        setup_logging()
         self.config = config
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission = asyncio.Lock()

@@ -1,25 +1,29 @@
 """The local builder: one uv environment per image, no containers (the embedded default).
 
-It honours repo2docker's Python-level files; what needs a container fails the build with a
-sentence naming the file and the backend that supports it. The Jupyter server stack is one shared
-environment per Python version, put on each image's path after the image's own packages.
+It runs the plan `detect.plan_build` makes from repo2docker's rules. The Jupyter server stack is
+one shared environment per Python version, put on each image's path after the image's own
+packages, so the repository's packages win. Every running step's process group is written to a
+lock file under BINDER_DATA_DIR/builds, so a restarted scheduler can stop what a dead one left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-import re
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 from collections import deque
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
 from binder_actors.builders import BuildFailed, BuildRequest, Emit
+from binder_actors.builders.detect import KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
 from binder_actors.config import BinderConfig
 from binder_actors.events import progress
 from binder_actors.providers.git import git_environment
@@ -30,44 +34,6 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 40
 STACK_MARKER = ".complete"
 STACK_PTH = "_binder_server_stack.pth"
-
-# Files repo2docker supports that need a container runtime, and which backend to use instead.
-CONTAINER_ONLY_FILES = {
-    "Dockerfile": "a Dockerfile",
-    "apt.txt": "Debian packages (apt.txt)",
-    "install.R": "R packages (install.R)",
-    "DESCRIPTION": "an R package (DESCRIPTION)",
-    "Project.toml": "Julia packages (Project.toml)",
-    "REQUIRE": "Julia packages (REQUIRE)",
-    "default.nix": "nix (default.nix)",
-    "environment.yml": "a conda environment (environment.yml)",
-    "Pipfile": "a Pipfile",
-    "Pipfile.lock": "a Pipfile",
-}
-_RUNTIME_RE = re.compile(r"^python-(\d+\.\d+)$")
-
-
-def find_config_dir(repo_dir: Path) -> Path:
-    """repo2docker's rule: `.binder/`, then `binder/`, then the repository root."""
-    dot_binder, binder = repo_dir / ".binder", repo_dir / "binder"
-    if dot_binder.is_dir() and binder.is_dir():
-        raise BuildFailed("The repository has both binder/ and .binder/ folders: keep only one.")
-    if dot_binder.is_dir():
-        return dot_binder
-    return binder if binder.is_dir() else repo_dir
-
-
-def requested_python(config_dir: Path, default: str) -> str:
-    runtime = config_dir / "runtime.txt"
-    if not runtime.is_file():
-        return default
-    text = runtime.read_text().strip()
-    match = _RUNTIME_RE.match(text)
-    if not match:
-        raise BuildFailed(
-            f"runtime.txt says {text!r}; the local builder understands `python-X.Y`, e.g. python-3.11."
-        )
-    return match[1]
 
 
 def find_python(version: str) -> Path | None:
@@ -90,12 +56,17 @@ def find_python(version: str) -> Path | None:
     return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
 
 
+def available_pythons() -> tuple[str, ...]:
+    return tuple(v for v in KNOWN_PYTHONS if find_python(v) is not None)
+
+
 def server_environment(image: LocalImage, home: Path) -> dict[str, str]:
     """The environment a server or command of `image` runs with (PATH and Jupyter's search paths)."""
     stack_share = image.stack_dir / "share" / "jupyter"
-    path = [image.env_dir / "bin", home / ".local" / "bin", image.repo_dir / ".local" / "bin"]
+    # ~/.local/bin and $REPO_DIR/.local/bin are one folder here: the session's home is its repo copy.
+    path = [str(image.env_dir / "bin"), str(home / ".local" / "bin")]
     return {
-        "PATH": os.pathsep.join([*map(str, path), os.environ.get("PATH", "/usr/bin:/bin")]),
+        "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
         "VIRTUAL_ENV": str(image.env_dir),
         "JUPYTER_PATH": str(stack_share),
         "JUPYTER_CONFIG_PATH": str(image.stack_dir / "etc" / "jupyter"),
@@ -105,6 +76,37 @@ def server_environment(image: LocalImage, home: Path) -> dict[str, str]:
     }
 
 
+def session_command(image: LocalImage, home: Path, command: list[str]) -> list[str]:
+    """`command` as the image runs it: wrapped by the repository's `start` script when it has one."""
+    return [str(home / image.start_script), *command] if image.start_script else command
+
+
+def run_in_image(image: LocalImage, command: list[str]) -> int:
+    """Run `command` in a fresh copy of the image's repository, as a server would run, like `docker run`."""
+    with tempfile.TemporaryDirectory(prefix="binder-exec-") as scratch:
+        home = Path(scratch) / "home"
+        shutil.copytree(image.repo_dir, home, symlinks=True)
+        env = {**os.environ, **server_environment(image, home)}
+        return subprocess.call(session_command(image, home, command), cwd=home, env=env)
+
+
+class BuildLock:
+    """BINDER_DATA_DIR/builds/<build>.json: which image a build writes and its running processes."""
+
+    def __init__(self, path: Path, image: str) -> None:
+        self.path = path
+        self.image = image
+        self.process_groups: list[int] = []
+
+    def write(self) -> None:
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps({"image": self.image, "process_groups": self.process_groups}))
+        os.replace(partial, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 class LocalBuildExecutor:
     """Builds into BINDER_DATA_DIR/images/<image>; the image is complete once its marker exists."""
 
@@ -112,10 +114,22 @@ class LocalBuildExecutor:
         self.config = config
         self.store = store
         self.stacks_dir = config.data_dir / "stacks"
+        self.locks_dir = config.data_dir / "builds"
         self._stack_locks: dict[str, asyncio.Lock] = {}
 
     def cleanup_incomplete(self) -> list[str]:
+        """Stop the processes of builds a dead scheduler left, and remove what they wrote."""
         removed = []
+        for lock_path in sorted(self.locks_dir.glob("*.json")) if self.locks_dir.is_dir() else []:
+            try:
+                lock = json.loads(lock_path.read_text())
+            except (OSError, ValueError):
+                lock = {}
+            for group in lock.get("process_groups", []):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, signal.SIGKILL)
+            lock_path.unlink(missing_ok=True)
+            removed.append(lock_path.stem)
         for folder in self.store.incomplete():
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
@@ -128,66 +142,68 @@ class LocalBuildExecutor:
         target = self.store.path_for(request.image)
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        lock = BuildLock(self.locks_dir / f"{request.build_name}.json", request.image)
+        lock.write()
         try:
-            await asyncio.wait_for(self._build_into(target, request, emit), self.config.build_timeout)
+            await asyncio.wait_for(self._build_into(target, request, emit, lock), self.config.build_timeout)
         except asyncio.TimeoutError:
             shutil.rmtree(target, ignore_errors=True)
             raise BuildFailed(
-                f"The build took longer than BINDER_BUILD_TIMEOUT={self.config.build_timeout}s "
-                "and was stopped."
+                f"The build took longer than BINDER_BUILD_TIMEOUT={self.config.build_timeout}s and was stopped."
             ) from None
+        except UnsupportedRepository as error:
+            shutil.rmtree(target, ignore_errors=True)
+            raise BuildFailed(str(error)) from None
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
+        finally:
+            lock.remove()
 
-    async def _build_into(self, target: Path, request: BuildRequest, emit: Emit) -> None:
+    async def _build_into(self, target: Path, request: BuildRequest, emit: Emit, lock: BuildLock) -> None:
         resolved = request.resolved
         repo_dir, env_dir = target / "repo", target / "env"
+
+        async def run(command: list[str], what: str, **options: object) -> None:
+            await self._run(command, emit, lock, what=what, **options)  # type: ignore[arg-type]
+
         await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
         git_env = git_environment(self.config.allow_local_repos)
-        await self._run(
+        await run(
             ["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)],
-            emit,
+            "git clone",
             phase="fetching",
             env=git_env,
-            what="git clone",
         )
-        await self._run(
+        await run(
             ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", resolved.resolved_ref],
-            emit,
+            f"git checkout {resolved.resolved_ref}",
             phase="fetching",
             env=git_env,
             cwd=repo_dir,
-            what=f"git checkout {resolved.resolved_ref}",
         )
 
-        config_dir = find_config_dir(repo_dir)
-        for filename, needs in CONTAINER_ONLY_FILES.items():
-            if (config_dir / filename).exists():
-                raise BuildFailed(
-                    f"{(config_dir / filename).relative_to(repo_dir)}: {needs} cannot be installed "
-                    "by the local builder; run binder-actors with BINDER_BUILDER=docker or on "
-                    "Kubernetes for this repository."
-                )
-        python_version = requested_python(config_dir, self.config.python_version)
-        interpreter = find_python(python_version)
+        pythons = await asyncio.to_thread(available_pythons)
+        plan = plan_build(repo_dir, self.config.python_version, pythons)
+        interpreter = find_python(plan.python_version)
         if interpreter is None:
             raise BuildFailed(
-                f"Python {python_version} is not installed on this machine; install it "
+                f"Python {plan.python_version} is not installed on this machine; install it "
                 "(for example with pyenv) or ask for another version in runtime.txt."
             )
-        stack_dir = await self._ensure_stack(python_version, interpreter, emit)
+        stack_dir = await self._ensure_stack(plan.python_version, interpreter, emit, lock)
 
-        await emit(progress("building", f"Creating a Python {python_version} environment"))
-        await self._run(
-            [*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], emit, what="uv venv"
-        )
-        site_packages = _site_packages(env_dir)
+        await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
+        await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
         stack_site = _site_packages(stack_dir)
         # Appended after the environment's own site-packages: the repository's packages win.
-        (site_packages / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")
+        (_site_packages(env_dir) / STACK_PTH).write_text(
+            f"import site; site.addsitedir({str(stack_site)!r})\n"
+        )
         _write_singleuser_wrapper(env_dir)
 
+        image = self._image(request, target, plan, stack_dir)
         install = [
             *_uv(),
             "pip",
@@ -196,47 +212,41 @@ class LocalBuildExecutor:
             "--python",
             str(env_dir / "bin" / "python"),
         ]
-        requirements = config_dir / "requirements.txt"
-        if requirements.is_file():
-            await self._run(
-                [*install, "-r", str(requirements)],
-                emit,
+        for step in plan.installs:
+            await emit(progress("building", step.description.capitalize()))
+            await run([*install, *step.args], step.description, cwd=repo_dir)
+        for script in (plan.post_build, plan.start):
+            if script is not None:
+                script.chmod(script.stat().st_mode | 0o111)
+        if plan.post_build is not None:
+            await emit(progress("building", "Running postBuild"))
+            await run(
+                ["bash", str(plan.post_build)],
+                "postBuild",
                 cwd=repo_dir,
-                what=f"installing {requirements.relative_to(repo_dir)}",
-            )
-        if config_dir == repo_dir and (
-            (repo_dir / "setup.py").is_file() or (repo_dir / "pyproject.toml").is_file()
-        ):
-            await self._run([*install, "."], emit, cwd=repo_dir, what="installing the repository")
-        post_build = config_dir / "postBuild"
-        if post_build.is_file():
-            post_build.chmod(post_build.stat().st_mode | 0o111)
-            image = self._image(request, target, python_version, stack_dir)
-            await self._run(
-                ["bash", str(post_build)],
-                emit,
-                cwd=repo_dir,
-                what="postBuild",
                 env={**os.environ, **server_environment(image, repo_dir)},
             )
-        self.store.record(self._image(request, target, python_version, stack_dir))
+        self.store.record(image)
         log.info("build done image=%s build=%s", request.image, request.build_name)
 
-    def _image(self, request: BuildRequest, target: Path, python: str, stack: Path) -> LocalImage:
+    def _image(self, request: BuildRequest, target: Path, plan: BuildPlan, stack: Path) -> LocalImage:
+        repo_dir = target / "repo"
         return LocalImage(
             image=request.image,
             path=target,
             repo_url=request.resolved.repo_url,
             resolved_ref=request.resolved.resolved_ref,
-            python_version=python,
+            python_version=plan.python_version,
             stack_dir=stack,
+            start_script=str(plan.start.relative_to(repo_dir)) if plan.start else None,
         )
 
-    async def _ensure_stack(self, python_version: str, interpreter: Path, emit: Emit) -> Path:
+    async def _ensure_stack(
+        self, python_version: str, interpreter: Path, emit: Emit, lock: BuildLock
+    ) -> Path:
         """The shared Jupyter server stack for one Python version, installed once."""
         stack_dir = self.stacks_dir / f"py{python_version}"
-        lock = self._stack_locks.setdefault(python_version, asyncio.Lock())
-        async with lock:
+        async with self._stack_locks.setdefault(python_version, asyncio.Lock()):
             if (stack_dir / STACK_MARKER).is_file():
                 return stack_dir
             await emit(
@@ -246,10 +256,12 @@ class LocalBuildExecutor:
             shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(stack_dir, ignore_errors=True)
             partial.parent.mkdir(parents=True, exist_ok=True)
+            python = str(partial / "bin" / "python")
             try:
                 await self._run(
                     [*_uv(), "venv", "--quiet", "--relocatable", "--python", str(interpreter), str(partial)],
                     emit,
+                    lock,
                     what="uv venv (server)",
                 )
                 await self._run(
@@ -259,27 +271,23 @@ class LocalBuildExecutor:
                         "install",
                         "--compile-bytecode",
                         "--python",
-                        str(partial / "bin" / "python"),
-                        f"jupyterhub=={installed_version('jupyterhub')}",
+                        python,
+                        # The hub's own version where the Python allows it, else the newest that runs.
+                        f"jupyterhub>=4,<={installed_version('jupyterhub')}",
                         "jupyterlab>=4,<5",
                         "notebook>=7,<8",
                         "ipykernel>=6",
                     ],
                     emit,
+                    lock,
                     what="installing the Jupyter server",
                 )
                 # jsonschema imports rfc3987-syntax when present, which builds a grammar for
                 # 1.8 s on every server start; format checks of IRIs are not worth that.
                 await self._run(
-                    [
-                        *_uv(),
-                        "pip",
-                        "uninstall",
-                        "--python",
-                        str(partial / "bin" / "python"),
-                        "rfc3987-syntax",
-                    ],
+                    [*_uv(), "pip", "uninstall", "--python", python, "rfc3987-syntax"],
                     emit,
+                    lock,
                     what="trimming the Jupyter server",
                 )
                 (partial / STACK_MARKER).write_text("")
@@ -293,6 +301,7 @@ class LocalBuildExecutor:
         self,
         command: list[str],
         emit: Emit,
+        lock: BuildLock,
         *,
         what: str,
         phase: str = "building",
@@ -311,6 +320,8 @@ class LocalBuildExecutor:
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
+        lock.process_groups.append(process.pid)
+        lock.write()
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         try:
             assert process.stdout is not None
@@ -321,9 +332,13 @@ class LocalBuildExecutor:
                     await emit(progress(phase, line))  # type: ignore[arg-type]
             code = await process.wait()
         except BaseException:
-            _kill_group(process)
+            _kill_group(process.pid)
             await process.wait()
             raise
+        finally:
+            lock.process_groups.remove(process.pid)
+        # Whatever the step left running in its group (a daemon of postBuild) ends with it.
+        _kill_group(process.pid)
         if code != 0:
             raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
 
@@ -334,9 +349,9 @@ def _uv() -> list[str]:
     return [str(beside) if beside.exists() else "uv"]
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):  # already gone
-        os.killpg(process.pid, signal.SIGKILL)
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        os.killpg(group, signal.SIGKILL)
 
 
 def _site_packages(env_dir: Path) -> Path:

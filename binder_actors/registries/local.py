@@ -27,6 +27,7 @@ class LocalImage(BaseModel):
     resolved_ref: str
     python_version: str
     stack_dir: Path
+    start_script: str | None = None  # relative to the repository, e.g. binder/start
 
     @property
     def env_dir(self) -> Path:

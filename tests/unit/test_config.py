@@ -2,8 +2,6 @@ from pathlib import Path
 
 import pytest
 
-from binder_actors.builders import BuildFailed
-from binder_actors.builders.local import find_config_dir, requested_python
 from binder_actors.config import BinderConfig
 
 
@@ -39,37 +37,3 @@ def test_unknown_settings_are_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("BINDER_CONFIG_FILE", str(settings))
     with pytest.raises(ValueError, match="prot"):
         BinderConfig()
-
-
-@pytest.mark.parametrize(
-    ("folders", "expected"),
-    [([], "."), (["binder"], "binder"), ([".binder"], ".binder")],
-)
-def test_config_dir_precedence(tmp_path, folders, expected):
-    for folder in folders:
-        (tmp_path / folder).mkdir()
-    assert find_config_dir(tmp_path) == (tmp_path if expected == "." else tmp_path / expected)
-
-
-def test_both_binder_folders_is_an_error(tmp_path):
-    (tmp_path / "binder").mkdir()
-    (tmp_path / ".binder").mkdir()
-    with pytest.raises(BuildFailed, match="both binder/ and .binder/"):
-        find_config_dir(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("runtime", "expected"),
-    [(None, "3.10"), ("python-3.11", "3.11"), ("python-3.12\n", "3.12")],
-)
-def test_runtime_txt_picks_the_python(tmp_path, runtime, expected):
-    if runtime is not None:
-        (tmp_path / "runtime.txt").write_text(runtime)
-    assert requested_python(tmp_path, "3.10") == expected
-
-
-@pytest.mark.parametrize("runtime", ["python-3.12.1", "python3.11", "r-4.1-2022-01-01"])
-def test_runtime_txt_errors_name_the_expected_form(tmp_path, runtime):
-    (tmp_path / "runtime.txt").write_text(runtime)
-    with pytest.raises(BuildFailed, match="python-X.Y"):
-        requested_python(tmp_path, "3.10")

@@ -1,0 +1,266 @@
+"""repo2docker's rules as a pure function of a repository's files: what to install, with which Python.
+
+`plan_build` reads files and decides; it runs nothing. The local builder executes the plan; what
+the plan cannot honour without a container is refused here, naming the file and the backend.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+
+class UnsupportedRepository(Exception):
+    """The repository asks for something this builder cannot do; the message says what and why."""
+
+
+# Pythons repo2docker can give a repository, newest last.
+KNOWN_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+CONTAINER_BACKENDS = "run binder-actors with BINDER_BUILDER=docker or on Kubernetes for this repository"
+
+_RUNTIME_RE = re.compile(r"^python-(\d+\.\d+)$")
+_CONDA_PYTHON_RE = re.compile(r"^python\s*(?P<op>==|=|>=|<=|>|<|~=)?\s*(?P<version>[\d.*]+)?$")
+
+
+@dataclass(frozen=True)
+class InstallStep:
+    """One `uv pip install <args>` run from the repository folder."""
+
+    description: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    config_dir: Path
+    python_version: str
+    installs: tuple[InstallStep, ...] = ()
+    post_build: Path | None = None
+    start: Path | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def find_config_dir(repo_dir: Path) -> Path:
+    """`.binder/`, then `binder/`, then the repository root; both folders is an error."""
+    dot_binder, binder = repo_dir / ".binder", repo_dir / "binder"
+    if dot_binder.is_dir() and binder.is_dir():
+        raise UnsupportedRepository("The repository has both binder/ and .binder/ folders: keep only one.")
+    if dot_binder.is_dir():
+        return dot_binder
+    return binder if binder.is_dir() else repo_dir
+
+
+def runtime_python(config_dir: Path) -> str | None:
+    """The X.Y of runtime.txt's `python-X.Y`; None without runtime.txt."""
+    runtime = config_dir / "runtime.txt"
+    if not runtime.is_file():
+        return None
+    text = runtime.read_text().strip()
+    match = _RUNTIME_RE.match(text)
+    if not match:
+        raise UnsupportedRepository(
+            f"runtime.txt says {text!r}; write `python-X.Y` (major.minor only, e.g. python-3.11)."
+        )
+    return match[1]
+
+
+def highest_matching(specifier: str, available: tuple[str, ...], source: str) -> str:
+    """The newest known Python that `specifier` admits, preferring ones this machine has."""
+    try:
+        allowed = SpecifierSet(specifier)
+    except InvalidSpecifier:
+        raise UnsupportedRepository(f"{source}: {specifier!r} is not a valid version specifier.") from None
+    matching = [
+        v
+        for v in KNOWN_PYTHONS
+        if allowed.contains(f"{v}.0", prereleases=True) or allowed.contains(f"{v}.99", prereleases=True)
+    ]
+    if not matching:
+        raise UnsupportedRepository(
+            f"{source}: no Python in {', '.join(KNOWN_PYTHONS)} matches {specifier!r}."
+        )
+    installed = [v for v in matching if v in available]
+    return (installed or matching)[-1]
+
+
+def _refuse_container_files(config_dir: Path, repo_dir: Path) -> None:
+    container_only = {
+        "Dockerfile": "a Dockerfile",
+        "Project.toml": "Julia packages",
+        "JuliaProject.toml": "Julia packages",
+        "REQUIRE": "Julia packages",
+        "default.nix": "nix",
+        "install.R": "R packages",
+        "DESCRIPTION": "an R package",
+        "apt.txt": "Debian packages",
+    }
+    for filename, needs in container_only.items():
+        if (config_dir / filename).is_file():
+            where = (config_dir / filename).relative_to(repo_dir)
+            raise UnsupportedRepository(
+                f"{where} asks for {needs}, which the local builder cannot install; {CONTAINER_BACKENDS}."
+            )
+    runtime = config_dir / "runtime.txt"
+    if runtime.is_file() and runtime.read_text().strip().startswith("r-"):
+        raise UnsupportedRepository(
+            f"{runtime.relative_to(repo_dir)} asks for R, which the local builder cannot install; "
+            f"{CONTAINER_BACKENDS}."
+        )
+
+
+def _conda_plan(
+    environment: Path, repo_dir: Path, available: tuple[str, ...]
+) -> tuple[str | None, list[str]]:
+    """(python version or None, pip requirements) of environment.yml; refuses conda packages."""
+    try:
+        content = yaml.safe_load(environment.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UnsupportedRepository(
+            f"{environment.relative_to(repo_dir)} is not valid YAML: {error}"
+        ) from None
+    python, pip_requirements, conda_only = None, [], []
+    for dependency in content.get("dependencies") or []:
+        if isinstance(dependency, dict) and "pip" in dependency:
+            pip_requirements.extend(str(r) for r in dependency["pip"] or [])
+            continue
+        name = str(dependency).split("::")[-1].strip()
+        match = _CONDA_PYTHON_RE.match(name)
+        if match:
+            version = (match["version"] or "").rstrip(".*")
+            if version and match["op"] in (None, "=", "=="):
+                python = ".".join(version.split(".")[:2])
+            elif version:
+                python = highest_matching(f"{match['op']}{version}", available, environment.name)
+        elif re.split(r"[=<>~! ]", name, maxsplit=1)[0] != "pip":
+            conda_only.append(name)
+    if conda_only:
+        listed = ", ".join(conda_only[:5]) + (" ..." if len(conda_only) > 5 else "")
+        raise UnsupportedRepository(
+            f"{environment.relative_to(repo_dir)} asks for conda packages ({listed}), which the local "
+            f"builder cannot install (it honours only python and the pip section); {CONTAINER_BACKENDS}."
+        )
+    return python, pip_requirements
+
+
+def _pipfile_lock_requirements(lock: dict[str, Any]) -> list[str]:
+    """Requirement arguments for every locked package, the dev packages included."""
+    args: list[str] = []
+    for section in ("default", "develop"):
+        for name, entry in (lock.get(section) or {}).items():
+            args.extend(_pipfile_entry(name, entry))
+    return args
+
+
+def _pipfile_entry(name: str, entry: Any) -> list[str]:
+    """Requirement arguments of one Pipfile or Pipfile.lock entry."""
+    if isinstance(entry, str):
+        return [name if entry.strip() in ("*", "") else f"{name}{entry.strip()}"]
+    extras = f"[{','.join(entry['extras'])}]" if entry.get("extras") else ""
+    if "path" in entry:
+        return ["-e", entry["path"]] if entry.get("editable") else [entry["path"]]
+    if "git" in entry:
+        ref = f"@{entry['ref']}" if entry.get("ref") else ""
+        requirement = f"{name}{extras} @ git+{entry['git']}{ref}"
+    elif "file" in entry:
+        requirement = f"{name}{extras} @ {entry['file']}"
+    else:
+        version = entry.get("version", "*")
+        requirement = f"{name}{extras}" + ("" if version == "*" else version)
+    markers = entry.get("markers")
+    return [f"{requirement}; {markers}" if markers else requirement]
+
+
+def _pipfile_plan(config_dir: Path, repo_dir: Path) -> tuple[str | None, list[str], str]:
+    lock_path, pipfile_path = config_dir / "Pipfile.lock", config_dir / "Pipfile"
+    if lock_path.is_file():
+        try:
+            lock = json.loads(lock_path.read_text())
+        except json.JSONDecodeError as error:
+            raise UnsupportedRepository(
+                f"{lock_path.relative_to(repo_dir)} is not valid JSON: {error}"
+            ) from None
+        python = ((lock.get("_meta") or {}).get("requires") or {}).get("python_version")
+        return python, _pipfile_lock_requirements(lock), lock_path.name
+    try:
+        pipfile = tomllib.loads(pipfile_path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UnsupportedRepository(
+            f"{pipfile_path.relative_to(repo_dir)} is not valid TOML: {error}"
+        ) from None
+    args: list[str] = []
+    for section in ("packages", "dev-packages"):
+        for name, entry in (pipfile.get(section) or {}).items():
+            args.extend(_pipfile_entry(name, entry))
+    python = (pipfile.get("requires") or {}).get("python_version")
+    return python, args, pipfile_path.name
+
+
+def _requires_python(repo_dir: Path, available: tuple[str, ...]) -> str | None:
+    pyproject = repo_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    try:
+        specifier = (tomllib.loads(pyproject.read_text()).get("project") or {}).get("requires-python")
+    except tomllib.TOMLDecodeError as error:
+        raise UnsupportedRepository(f"pyproject.toml is not valid TOML: {error}") from None
+    return highest_matching(specifier, available, "pyproject.toml requires-python") if specifier else None
+
+
+def plan_build(repo_dir: Path, default_python: str, available: tuple[str, ...]) -> BuildPlan:
+    """What repo2docker would install for this repository, as steps the local builder can run.
+
+    `available` lists the Pythons (X.Y) this machine has, to choose among for version ranges.
+    """
+    config_dir = find_config_dir(repo_dir)
+    at_root = config_dir == repo_dir
+    _refuse_container_files(config_dir, repo_dir)
+    python = runtime_python(config_dir)
+    installs: list[InstallStep] = []
+
+    environment = config_dir / "environment.yml"
+    if environment.is_file():
+        conda_python, pip_requirements = _conda_plan(environment, repo_dir, available)
+        python = python or conda_python
+        if pip_requirements:
+            installs.append(
+                InstallStep("installing the pip section of environment.yml", tuple(pip_requirements))
+            )
+    elif (config_dir / "Pipfile").is_file() or (config_dir / "Pipfile.lock").is_file():
+        pipfile_python, args, source = _pipfile_plan(config_dir, repo_dir)
+        python = python or pipfile_python
+        if args:
+            installs.append(InstallStep(f"installing {source}", tuple(args)))
+    else:
+        requirements = config_dir / "requirements.txt"
+        if requirements.is_file():
+            installs.append(
+                InstallStep(f"installing {requirements.relative_to(repo_dir)}", ("-r", str(requirements)))
+            )
+        if at_root and ((repo_dir / "setup.py").is_file() or (repo_dir / "pyproject.toml").is_file()):
+            installs.append(InstallStep("installing the repository (pip install .)", (".",)))
+        if at_root and python is None:
+            python = _requires_python(repo_dir, available)
+
+    def script(name: str) -> Path | None:
+        path = config_dir / name
+        return path if path.is_file() else None
+
+    return BuildPlan(
+        config_dir=config_dir,
+        python_version=python or default_python,
+        installs=tuple(installs),
+        post_build=script("postBuild"),
+        start=script("start"),
+    )

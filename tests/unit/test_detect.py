@@ -1,0 +1,162 @@
+"""repo2docker's rules, table-driven: which files win, which Python, what gets installed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from binder_actors.builders.detect import UnsupportedRepository, plan_build
+
+ALL_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+
+
+def repo(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return tmp_path
+
+
+def plan(tmp_path: Path, files: dict[str, str], available: tuple[str, ...] = ALL_PYTHONS):
+    return plan_build(repo(tmp_path, files), "3.10", available)
+
+
+def installs(tmp_path: Path, files: dict[str, str]) -> list[tuple[str, ...]]:
+    root = str(tmp_path)
+    return [tuple(a.replace(root, "<repo>") for a in step.args) for step in plan(tmp_path, files).installs]
+
+
+@pytest.mark.parametrize(
+    ("files", "config_dir"),
+    [
+        ({"requirements.txt": "a"}, "."),
+        ({"binder/requirements.txt": "a", "requirements.txt": "b"}, "binder"),
+        ({".binder/requirements.txt": "a", "requirements.txt": "b"}, ".binder"),
+    ],
+)
+def test_binder_folders_take_precedence_over_the_root(tmp_path, files, config_dir):
+    expected = tmp_path if config_dir == "." else tmp_path / config_dir
+    assert plan(tmp_path, files).config_dir == expected
+
+
+def test_binder_and_dot_binder_together_is_an_error(tmp_path):
+    with pytest.raises(UnsupportedRepository, match="both binder/ and .binder/"):
+        plan(tmp_path, {"binder/a": "", ".binder/a": ""})
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, []),
+        ({"requirements.txt": "x"}, [("-r", "<repo>/requirements.txt")]),
+        ({"setup.py": ""}, [(".",)]),
+        ({"pyproject.toml": "[project]\nname='x'\n"}, [(".",)]),
+        ({"requirements.txt": "-e .\n", "setup.py": ""}, [("-r", "<repo>/requirements.txt"), (".",)]),
+        # Root-only files are ignored when a binder folder exists.
+        ({"binder/requirements.txt": "x", "setup.py": ""}, [("-r", "<repo>/binder/requirements.txt")]),
+        # Pipfile beats requirements.txt, and setup.py is not installed implicitly.
+        (
+            {
+                "Pipfile": '[packages]\nnumpy = "*"\nrequests = ">=2"\n',
+                "requirements.txt": "x",
+                "setup.py": "",
+            },
+            [("numpy", "requests>=2")],
+        ),
+        ({"Pipfile": "[packages]\n[dev-packages]\npytest = '==8.0'\n"}, [("pytest==8.0",)]),
+        ({"Pipfile": '[packages]\nmine = {path = ".", editable = true}\n'}, [("-e", ".")]),
+        (
+            {"environment.yml": "dependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - tabulate==0.9\n"},
+            [("tabulate==0.9",)],
+        ),
+    ],
+)
+def test_what_gets_installed(tmp_path, files, expected):
+    assert installs(tmp_path, files) == expected
+
+
+def test_pipfile_lock_wins_and_installs_dev_packages(tmp_path):
+    lock = {
+        "_meta": {"requires": {"python_version": "3.11"}},
+        "default": {
+            "numpy": {"version": "==1.26.4", "markers": "python_version >= '3.9'"},
+            "pkg": {"git": "https://example.org/pkg.git", "ref": "abc"},
+        },
+        "develop": {"pytest": {"version": "==8.0.0", "extras": ["testing"]}},
+    }
+    files = {"Pipfile": '[packages]\nnumpy = "*"\n', "Pipfile.lock": json.dumps(lock)}
+    result = plan(tmp_path, files)
+    assert result.python_version == "3.11"
+    assert result.installs[0].args == (
+        "numpy==1.26.4; python_version >= '3.9'",
+        "pkg @ git+https://example.org/pkg.git@abc",
+        "pytest[testing]==8.0.0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "available", "python"),
+    [
+        ({}, ALL_PYTHONS, "3.10"),
+        ({"runtime.txt": "python-3.12\n"}, ALL_PYTHONS, "3.12"),
+        ({"binder/runtime.txt": "python-3.9", "runtime.txt": "python-3.12"}, ALL_PYTHONS, "3.9"),
+        ({"pyproject.toml": "[project]\nname='x'\nrequires-python='>=3.9,<3.12'\n"}, ALL_PYTHONS, "3.11"),
+        ({"pyproject.toml": "[project]\nname='x'\nrequires-python='>=3.9'\n"}, ("3.10", "3.11"), "3.11"),
+        # requires-python is a root-only file: ignored when a binder folder exists.
+        (
+            {"binder/requirements.txt": "", "pyproject.toml": "[project]\nrequires-python='>=3.12'\n"},
+            ALL_PYTHONS,
+            "3.10",
+        ),
+        (
+            {"runtime.txt": "python-3.9", "pyproject.toml": "[project]\nrequires-python='>=3.12'\n"},
+            ALL_PYTHONS,
+            "3.9",
+        ),
+        ({"environment.yml": "dependencies:\n  - python=3.12.1\n"}, ALL_PYTHONS, "3.12"),
+        ({"environment.yml": "dependencies:\n  - python>=3.11\n"}, ("3.10", "3.11", "3.12"), "3.12"),
+        ({"Pipfile": '[requires]\npython_version = "3.9"\n'}, ALL_PYTHONS, "3.9"),
+    ],
+)
+def test_which_python(tmp_path, files, available, python):
+    assert plan(tmp_path, files, available).python_version == python
+
+
+@pytest.mark.parametrize("runtime", ["python-3.12.1", "python3.11", "python-3"])
+def test_runtime_txt_must_be_python_major_minor(tmp_path, runtime):
+    with pytest.raises(UnsupportedRepository, match="python-X.Y"):
+        plan(tmp_path, {"runtime.txt": runtime})
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        ({"Dockerfile": "FROM x"}, "Dockerfile"),
+        ({"apt.txt": "cowsay"}, "apt.txt"),
+        ({"binder/apt.txt": "cowsay"}, "binder/apt.txt"),
+        ({"install.R": ""}, "install.R"),
+        ({"runtime.txt": "r-4.1-2022-01-01"}, "runtime.txt"),
+        ({"Project.toml": ""}, "Project.toml"),
+        ({"default.nix": ""}, "default.nix"),
+        ({"environment.yml": "dependencies:\n  - numpy\n  - python=3.11\n"}, "environment.yml"),
+    ],
+)
+def test_what_needs_containers_is_refused_naming_file_and_backend(tmp_path, files, named):
+    with pytest.raises(UnsupportedRepository) as refused:
+        plan(tmp_path, files)
+    assert named in str(refused.value)
+    assert "BINDER_BUILDER=docker" in str(refused.value)
+
+
+def test_no_matching_python_is_an_error_naming_the_specifier(tmp_path):
+    with pytest.raises(UnsupportedRepository, match="<3.5"):
+        plan(tmp_path, {"pyproject.toml": "[project]\nrequires-python='<3.5'\n"})
+
+
+def test_post_build_and_start_are_found_in_the_config_dir(tmp_path):
+    result = plan(tmp_path, {"binder/postBuild": "echo", "binder/start": 'exec "$@"', "postBuild": "no"})
+    assert result.post_build == tmp_path / "binder" / "postBuild"
+    assert result.start == tmp_path / "binder" / "start"
