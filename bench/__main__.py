@@ -1,7 +1,6 @@
-"""Launch latency on the embedded default: first launch (a build) and cached launch, request to ready.
+"""`make bench`: every benchmark in one run, printed and recorded in bench/results/<date>.json.
 
-Runs the real stack (git daemon, JupyterHub, Ray, Serve) on loopback, prints the figures and
-records them in bench/results/<date>.json. Exits non-zero only when it could not run.
+Exits non-zero only when a benchmark could not run; targets are compared in the README.
 """
 
 from __future__ import annotations
@@ -10,103 +9,30 @@ import datetime
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import ray
-
-from binder_actors.actors import ActorHandles, get_actors
-from binder_actors.config import BinderConfig
-from binder_actors.embedded import free_port, start_embedded
-from tests.helpers import git_spec, make_repo, read_events, wait_for
+from bench import build, launch
 
 RESULTS = Path(__file__).parent / "results"
-RUNS = 5
+BENCHMARKS = {"build": build.run, "launch": launch.run}
 
 
-def timed_launch(base_url: str, path: str, actors: ActorHandles) -> float:
-    """Seconds from request to ready event; the session is stopped afterwards, untimed."""
-    started = time.perf_counter()
-    events = read_events(base_url, path)
-    elapsed = time.perf_counter() - started
-    if events[-1]["phase"] != "ready":
-        raise RuntimeError(f"launch failed: {events[-1]}")
-    user = events[-1]["url"].rstrip("/").rsplit("/", 1)[-1]
-    ray.get(actors.session_manager.stop.remote(user))
-    return elapsed
-
-
-def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="binder-bench-"))
-    git_root = work / "git"
-    git_root.mkdir()
-    git_port = free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            f"--port={git_port}",
-            f"--base-path={git_root}",
-            str(git_root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    config = BinderConfig(data_dir=work / "data", port=free_port(), cull_every=3600)
-    stack = start_embedded(config)
-    actors = get_actors(config.namespace)
-    results: dict[str, object] = {}
-    try:
-
-        def repo(name: str) -> str:
-            make_repo(git_root, name, {"requirements.txt": "tabulate==0.9.0\n"})
-            url = f"git://127.0.0.1:{git_port}/{name}"
-            wait_for(
-                lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0,
-                30,
-                "git daemon",
-            )
-            return f"build/git/{git_spec(url, 'main')}"
-
-        cold = timed_launch(stack.url, repo("cold"), actors)
-        results["first_launch_cold_server_stack_s"] = round(cold, 2)
-
-        first = [timed_launch(stack.url, repo(f"first-{i}"), actors) for i in range(RUNS)]
-        results["first_launch_s"] = {
-            "median": round(statistics.median(first), 2),
-            "runs": [round(x, 2) for x in first],
-        }
-
-        cached_path = repo("cached")
-        timed_launch(stack.url, cached_path, actors)
-        cached = [timed_launch(stack.url, cached_path, actors) for _ in range(RUNS * 2)]
-        results["cached_launch_s"] = {
-            "median": round(statistics.median(cached), 3),
-            "runs": [round(x, 3) for x in cached],
-        }
-    finally:
-        stack.stop()
-        daemon.terminate()
-
-    record = {
+def main(selected: list[str]) -> int:
+    record: dict[str, object] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "launch": results,
     }
+    for name in selected or list(BENCHMARKS):
+        record[name] = BENCHMARKS[name]()
+        print(f"{name}: {json.dumps(record[name])}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{datetime.date.today().isoformat()}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**previous, **record}, indent=2) + "\n")
     print(f"recorded in {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
