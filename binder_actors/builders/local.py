@@ -204,14 +204,9 @@ class LocalBuildExecutor:
         _write_singleuser_wrapper(env_dir)
 
         image = self._image(request, target, plan, stack_dir)
-        install = [
-            *_uv(),
-            "pip",
-            "install",
-            "--compile-bytecode",
-            "--python",
-            str(env_dir / "bin" / "python"),
-        ]
+        # No --compile-bytecode here: Python compiles what a session imports, on first import,
+        # which costs far less than compiling every module of every package at build time.
+        install = [*_uv(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
         for step in plan.installs:
             await emit(progress("building", step.description.capitalize()))
             await run([*install, *step.args], step.description, cwd=repo_dir)
