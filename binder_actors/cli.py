@@ -76,9 +76,7 @@ def _build(args: argparse.Namespace) -> int:
     provider = GitProvider()
     try:
         parsed = provider.parse(f"{quote(repo, safe='')}/{quote(args.ref, safe='')}", allow_local_repos=True)
-        resolved = asyncio.run(
-            provider.resolve(parsed, timeout=config.upstream_timeout, allow_local_repos=True)
-        )
+        resolved = asyncio.run(provider.resolve(parsed, timeout=config.upstream_timeout, allow_local_repos=True))
     except (InvalidSpec, ResolveError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -109,9 +107,7 @@ def _exec(args: argparse.Namespace) -> int:
     image = store.read(args.image)
     if image is None:
         known = "\n  ".join(store.images()) or "(none yet: `binder-actors build <repo>` makes one)"
-        print(
-            f"error: no built image {args.image!r} in {store.root}. Built images:\n  {known}", file=sys.stderr
-        )
+        print(f"error: no built image {args.image!r} in {store.root}. Built images:\n  {known}", file=sys.stderr)
         return 2
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:

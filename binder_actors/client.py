@@ -58,9 +58,7 @@ async def launch_events(
         yield failed(str(error), 400)
         return
     try:
-        resolved: ResolvedRef = await handles.ref_resolver.resolve.remote(
-            ResolveRequest(provider=provider, spec=spec)
-        )
+        resolved: ResolvedRef = await handles.ref_resolver.resolve.remote(ResolveRequest(provider=provider, spec=spec))
         image = image_name(image_prefix, resolved.build_slug, resolved.resolved_ref)
         if await handles.image_cache.exists.remote(image):
             yield BinderEvent(phase="built", message="Found built image, launching...\n", image_name=image)

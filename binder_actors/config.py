@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -36,6 +36,13 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return content
 
 
+class SpecConfig(BaseModel):
+    """An override for the specs a pattern matches (BinderHub's spec_config)."""
+
+    pattern: str
+    quota: int | None = None
+
+
 class BinderConfig(BaseSettings):
     """Settings of one binder-actors deployment."""
 
@@ -45,17 +52,14 @@ class BinderConfig(BaseSettings):
     port: int = Field(8000, description="Port of the Binder HTTP service (Serve's proxy).")
     public_url: str = Field(
         "",
-        description="URL users reach this service at (binder_launch_host); "
-        "empty means http://<host>:<port>/.",
+        description="URL users reach this service at (binder_launch_host); empty means http://<host>:<port>/.",
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where all state lives: built environments, hub database, logs, build locks.",
     )
     namespace: str = Field("binder", description="Ray namespace of the named actors.")
-    ray_address: str = Field(
-        "", description="Ray cluster to join; empty starts a local Ray (the embedded default)."
-    )
+    ray_address: str = Field("", description="Ray cluster to join; empty starts a local Ray (the embedded default).")
     ray_num_cpus: int = Field(2, description="CPUs a local Ray offers (embedded default only).")
 
     cull_timeout: int = Field(600, description="Seconds a server may be idle before it is culled.")
@@ -83,7 +87,22 @@ class BinderConfig(BaseSettings):
     )
     hub_port: int = Field(0, description="Port of the embedded hub's public proxy (0: pick one).")
     launch_timeout: int = Field(600, description="Seconds a server may take to become ready.")
-    max_sessions: int = Field(100, description="Sessions running at once in total.")
+    max_sessions: int = Field(
+        100, description="Sessions running at once in total; 0 puts the service in maintenance (no launches)."
+    )
+    per_repo_quota: int = Field(0, description="Sessions of one repository at once (0: no limit).")
+    per_repo_quota_higher: int = Field(0, description="Per-repository quota of specs in high_quota_specs.")
+    high_quota_specs: list[str] = Field(
+        default_factory=list, description="Regexes (case-insensitive) of specs that get per_repo_quota_higher."
+    )
+    spec_config: list[SpecConfig] = Field(
+        default_factory=list, description="Per-spec overrides: [{pattern: regex, quota: N}], first match wins."
+    )
+    cull_max_age: int = Field(0, description="Seconds after which a server is culled however active (0: never).")
+    session_idle_timeout: int = Field(
+        600, description="Seconds without activity after which a server shuts itself down (0: never)."
+    )
+    kernel_idle_timeout: int = Field(600, description="Seconds after which a server culls an idle kernel (0: never).")
 
     @property
     def images_dir(self) -> Path:

@@ -60,19 +60,62 @@ def hub_api_token(hub_dir: Path) -> str:
 
 @dataclass
 class EmbeddedHub:
+    """The hub subprocess; servers outlive it (cleanup_servers is off), so it can be restarted."""
+
     url: str
-    process: subprocess.Popen[bytes]
+    env: dict[str, str]
     log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as hub_log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+                cwd=self.log_path.parent,
+                env=self.env,
+                stdout=hub_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + HUB_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+                raise RuntimeError("JupyterHub exited at start:\n" + "\n".join(tail))
+            try:
+                if httpx.get(self.url + "hub/api/", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"JupyterHub did not answer within {HUB_START_SECONDS:g}s; see {self.log_path}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM: the hub stops its servers and its proxy, then exits."""
-        if self.process.poll() is None:
+        """SIGTERM: the hub stops its proxy and exits; the servers keep running."""
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+    def stop_all_sessions(self, token: str) -> None:
+        """Stop every server and delete every user through the API (what Ctrl-C of serve does)."""
+        api = httpx.Client(base_url=self.url + "hub/api/", headers={"Authorization": f"token {token}"}, timeout=60)
+        with api:
+            for user in api.get("users").json():
+                for server_name in user.get("servers") or {}:
+                    path = (
+                        f"users/{user['name']}/servers/{server_name}" if server_name else f"users/{user['name']}/server"
+                    )
+                    api.delete(path)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and api.get(f"users/{user['name']}").json().get("servers"):
+                    time.sleep(0.2)
+                api.delete(f"users/{user['name']}")
 
 
 def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
@@ -88,33 +131,13 @@ def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
         "BINDER_HUB_PROXY_COMMAND": proxy_command(),
         "BINDER_HUB_API_TOKEN": token,
         "BINDER_LAUNCH_TIMEOUT": str(config.launch_timeout),
+        "BINDER_SESSION_IDLE_TIMEOUT": str(config.session_idle_timeout),
+        "BINDER_KERNEL_IDLE_TIMEOUT": str(config.kernel_idle_timeout),
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
-    log_path = hub_dir / "jupyterhub.log"
-    with open(log_path, "ab") as hub_log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
-            cwd=hub_dir,
-            env=env,
-            stdout=hub_log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    hub = EmbeddedHub(url=f"http://127.0.0.1:{port}/", process=process, log_path=log_path)
-    deadline = time.monotonic() + HUB_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-20:]
-            raise RuntimeError("JupyterHub exited at start:\n" + "\n".join(tail))
-        try:
-            if httpx.get(hub.url + "hub/api/", timeout=2).status_code == 200:
-                return hub
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    hub.stop()
-    raise RuntimeError(f"JupyterHub did not answer within {HUB_START_SECONDS:g}s; see {log_path}")
+    hub = EmbeddedHub(url=f"http://127.0.0.1:{port}/", env=env, log_path=hub_dir / "jupyterhub.log")
+    hub.start()
+    return hub
 
 
 @dataclass
@@ -127,9 +150,11 @@ class EmbeddedStack:
         return f"http://{self.config.host}:{self.config.port}/"
 
     def stop(self) -> None:
-        """Stop Serve, the actors, the hub (with its servers and proxy) and the local Ray."""
+        """Stop Serve, the sessions, the actors, the hub (with its proxy) and the local Ray."""
         try:
             serve.shutdown()
+            if self.hub:
+                self.hub.stop_all_sessions(self.config.hub_api_token.get_secret_value())
             kill_actors(self.config.namespace)
         finally:
             if self.hub:

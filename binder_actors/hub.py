@@ -18,6 +18,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 _PAGINATION = "application/jupyterhub-pagination+json"
+RETRIES = 3
+RETRY_FIRST_DELAY = 0.25
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class HubError(Exception):
@@ -63,12 +66,26 @@ class HubClient:
         ok: tuple[int, ...] = (200, 201, 202, 204),
         headers: dict[str, str] | None = None,
     ) -> Any:
-        try:
-            response = await self._client.request(method, path, json=body, headers=headers)
-        except httpx.HTTPError as error:
-            raise HubUnavailable(
-                f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__})."
-            ) from None
+        """One API call, retried with backoff while the hub is unreachable or answers 502-504.
+
+        Those answers come from the proxy or the network, before the hub acted, so a retry is safe.
+        """
+        delay = RETRY_FIRST_DELAY
+        for attempt in range(RETRIES + 1):
+            try:
+                response = await self._client.request(method, path, json=body, headers=headers)
+            except httpx.TransportError as error:
+                if attempt == RETRIES:
+                    raise HubUnavailable(
+                        f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__})."
+                    ) from None
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == RETRIES:
+                    break
+            await asyncio.sleep(delay)
+            delay *= 2
+        if response.status_code in RETRY_STATUSES:
+            raise HubUnavailable(f"JupyterHub at {self.hub_url} is unavailable ({response.status_code}).")
         if response.status_code not in ok:
             raise HubError(_error_message(response), response.status_code)
         if response.status_code == 204 or not response.content:
@@ -99,18 +116,9 @@ class HubClient:
         )
         return str(answer["token"])
 
-    async def start_server(self, user: str, server_name: str, user_options: dict[str, Any]) -> int:
-        """Ask the hub to spawn; returns 201 (started) or 202 (pending)."""
-        path = _server_path(user, server_name)
-        try:
-            response = await self._client.post(path, json=user_options)
-        except httpx.HTTPError as error:
-            raise HubUnavailable(
-                f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__})."
-            ) from None
-        if response.status_code not in (201, 202):
-            raise HubError(_error_message(response), response.status_code)
-        return response.status_code
+    async def start_server(self, user: str, server_name: str, user_options: dict[str, Any]) -> None:
+        """Ask the hub to spawn (201 started, 202 pending); progress() follows it."""
+        await self.request("POST", _server_path(user, server_name), body=user_options, ok=(201, 202))
 
     async def stop_server(self, user: str, server_name: str = "") -> None:
         await self.request("DELETE", _server_path(user, server_name), ok=(202, 204, 400, 404))
@@ -129,9 +137,7 @@ class HubClient:
                     if line.startswith("data:"):
                         yield json.loads(line[5:])
         except httpx.HTTPError as error:
-            raise HubUnavailable(
-                f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__})."
-            ) from None
+            raise HubUnavailable(f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__}).") from None
 
     async def list_users(self, state: str | None = None, page_size: int = 200) -> list[dict[str, Any]]:
         """Every user, paging through the hub's list; `state` is the hub's filter (ready, ...)."""

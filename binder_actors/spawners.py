@@ -1,19 +1,24 @@
 """Spawners for JupyterHub's config: BinderHub's spawner contract, and the local spawner.
 
-BinderSpawnerMixin reads the launch's `user_options` (image, token, repo_url, ...) and puts the
-Binder fields into the server's environment; each backend's spawner adds only how to run it.
+BinderSpawnerMixin reads the launch's `user_options` (image, token, repo_url, ...), puts the Binder
+fields into the server's environment and adds mybinder.org's in-session culling; each backend's
+spawner adds only how to run the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import socket
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
-from traitlets import Unicode
+from traitlets import Integer, Unicode
+from traitlets.config import Configurable
 
 from binder_actors.builders.local import server_environment, session_command
 from binder_actors.registries.local import LocalImage, LocalImageStore
@@ -25,12 +30,21 @@ BINDER_ENV_FIELDS = {
     "BINDER_REQUEST": "binder_request",
     "BINDER_PERSISTENT_REQUEST": "binder_persistent_request",
 }
+LOG_TAIL_LINES = 30
 
 
-class BinderSpawnerMixin:
-    """BinderHub's contract: `user_options` must carry `image` and `token`."""
+class BinderSpawnerMixin(Configurable):
+    """BinderHub's contract: `user_options` must carry `image` and `token`.
+
+    A Configurable, so that its settings are traits any Spawner subclass can be configured with.
+    """
 
     user_options: dict[str, Any]
+
+    shutdown_no_activity_timeout = Integer(
+        600, help="Seconds without activity after which the server shuts itself down (0: never)."
+    ).tag(config=True)
+    kernel_idle_timeout = Integer(600, help="Seconds after which an idle kernel is culled (0: never).").tag(config=True)
 
     def check_binder_options(self) -> None:
         missing = [key for key in ("image", "token") if not self.user_options.get(key)]
@@ -43,12 +57,25 @@ class BinderSpawnerMixin:
         env["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] = "1"
         return env
 
+    def binder_args(self) -> list[str]:
+        """In-session culling, as mybinder.org configures it."""
+        args = []
+        if self.shutdown_no_activity_timeout:
+            args.append(f"--ServerApp.shutdown_no_activity_timeout={self.shutdown_no_activity_timeout}")
+        if self.kernel_idle_timeout:
+            args += [
+                f"--MappingKernelManager.cull_idle_timeout={self.kernel_idle_timeout}",
+                "--MappingKernelManager.cull_interval=60",
+                "--MappingKernelManager.cull_connected=True",
+            ]
+        return args
+
 
 class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
     """Runs `jupyterhub-singleuser` from a locally built environment, in a fresh copy of the repo."""
 
     image_store = Unicode(help="Folder of the local image store (BINDER_DATA_DIR/images).").tag(config=True)
-    sessions_dir = Unicode(help="Folder under which each session gets its home.").tag(config=True)
+    sessions_dir = Unicode(help="Folder under which each session gets its home and its log.").tag(config=True)
 
     def _image(self) -> LocalImage:
         image = LocalImageStore(Path(self.image_store)).read(self.user_options["image"])
@@ -61,6 +88,10 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         server = self.name or "default"
         return Path(self.sessions_dir) / f"{self.user.name}-{server}"
 
+    @property
+    def session_log(self) -> Path:
+        return self.session_home.with_name(self.session_home.name + ".log")
+
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         env.update(server_environment(self._image(), self.session_home))
@@ -68,7 +99,7 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         return env
 
     def get_args(self) -> list[str]:
-        args = super().get_args()
+        args = super().get_args() + self.binder_args()
         if os.geteuid() == 0:
             args.append("--allow-root")
         return args
@@ -81,9 +112,42 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         shutil.copytree(image.repo_dir, home, symlinks=True)
         self.home_dir = str(home)
         self.cmd = session_command(image, home, [str(image.env_dir / "bin" / "jupyterhub-singleuser")])
-        return await super().start()
+        with open(self.session_log, "wb") as log:
+            self.popen_kwargs = {"stdout": log, "stderr": log}
+            ip, port = await super().start()
+        await self._until_listening(ip, port)
+        return ip, port
+
+    async def _until_listening(self, ip: str, port: int) -> None:
+        """Return once the server accepts connections; fail at once, with its log, if it exits."""
+        while True:
+            status = self.proc.poll() if self.proc is not None else None
+            if status is not None:
+                died = RuntimeError(
+                    f"The server exited with status {status} while starting. Its last lines:\n{self._log_tail()}"
+                )
+                died.jupyterhub_message = str(died)  # the hub's API answers with this message
+                # The hub does not call stop() for a process that already exited: clean up here.
+                self._remove_session_files()
+                raise died
+            try:
+                with socket.create_connection((ip, port), timeout=1):
+                    return
+            except OSError:
+                await asyncio.sleep(0.1)
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.session_log, errors="replace") as log:
+                return "".join(deque(log, maxlen=LOG_TAIL_LINES))
+        except OSError:
+            return "(no log)"
+
+    def _remove_session_files(self) -> None:
+        shutil.rmtree(self.session_home, ignore_errors=True)
+        self.session_log.unlink(missing_ok=True)
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
         if self.user_options.get("image"):
-            shutil.rmtree(self.session_home, ignore_errors=True)
+            self._remove_session_files()

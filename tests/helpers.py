@@ -62,9 +62,7 @@ def git_spec(repo_url: str, ref: str) -> str:
 def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str, Any]]:
     """Every event of one EventSource stream, until the server closes it."""
     events = []
-    with httpx.stream(
-        "GET", base_url + path, headers={"Accept": "text/event-stream"}, timeout=timeout
-    ) as response:
+    with httpx.stream("GET", base_url + path, headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
@@ -76,9 +74,7 @@ def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str
 def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120) -> str:
     """Start a kernel on a Jupyter server, run `code`, return its stdout (raises on an error)."""
     headers = {"Authorization": f"token {token}"}
-    kernel = httpx.post(
-        server_url + "api/kernels", headers=headers, json={"name": "python3"}, timeout=60
-    ).json()
+    kernel = httpx.post(server_url + "api/kernels", headers=headers, json={"name": "python3"}, timeout=60).json()
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel['id']}/channels"
     socket = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
     try:

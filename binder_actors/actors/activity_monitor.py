@@ -44,27 +44,32 @@ def idle_seconds(server: dict[str, Any], now: datetime) -> float | None:
 
 
 async def cull_idle(
-    hub: HubClient, *, timeout: float, concurrency: int, now: datetime | None = None
+    hub: HubClient, *, timeout: float, concurrency: int, max_age: float = 0, now: datetime | None = None
 ) -> CullReport:
-    """Remove every user whose servers are all idle longer than `timeout` seconds.
+    """Remove every user whose servers are all idle longer than `timeout` seconds, or all older
+    than `max_age` seconds when it is set (jupyterhub-idle-culler's --timeout, --max-age, --cull-users).
 
-    Pending spawns are left alone; users without any server are temporary leftovers and removed.
-    At most `concurrency` users are culled at once.
+    Pending spawns are left alone; users without any server are temporary leftovers and removed
+    once they are older than `timeout`. At most `concurrency` users are culled at once.
     """
     now = now or datetime.now(timezone.utc)
     users = await hub.list_users()
     report = CullReport(checked=len(users))
     slots = asyncio.Semaphore(concurrency)
 
+    def too_old(server: dict[str, Any]) -> bool:
+        started = _parse_time(server.get("started"))
+        return bool(max_age) and started is not None and (now - started).total_seconds() > max_age
+
     def should_cull(user: dict[str, Any]) -> bool:
         servers = (user.get("servers") or {}).values()
         if any(s.get("pending") for s in servers):
             return False
-        idles = [idle_seconds(s, now) for s in servers]
-        if not idles:
+        if not servers:
             created = _parse_time(user.get("created"))
             return created is not None and (now - created).total_seconds() > timeout
-        return all(i is not None and i > timeout for i in idles)
+        idles = [idle_seconds(s, now) for s in servers]
+        return all(i is not None and i > timeout for i in idles) or all(too_old(s) for s in servers)
 
     async def cull(user: dict[str, Any]) -> None:
         async with slots:
@@ -100,11 +105,12 @@ class ActivityMonitor:
             except HubError as error:
                 log.warning("cull sweep skipped: %s", error)
 
-    async def cull_once(self, timeout: float | None = None) -> CullReport:
-        """Run one sweep now; `timeout` overrides BINDER_CULL_TIMEOUT for this sweep."""
+    async def cull_once(self, timeout: float | None = None, max_age: float | None = None) -> CullReport:
+        """Run one sweep now; the arguments override BINDER_CULL_TIMEOUT and BINDER_CULL_MAX_AGE once."""
         report = await cull_idle(
             self.hub,
             timeout=self.config.cull_timeout if timeout is None else timeout,
+            max_age=self.config.cull_max_age if max_age is None else max_age,
             concurrency=self.config.cull_concurrency,
         )
         self.last_report = report

@@ -127,10 +127,10 @@ class BuildScheduler:
         finally:
             self._runs.pop(request.image, None)
 
-    @ray.method(max_task_retries=3)
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def running(self) -> list[str]:
         return sorted(self._runs)
 
-    @ray.method(max_task_retries=3)
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stats(self) -> dict[str, int]:
         return {"builds_started": self.builds_started, "building": self._building, "queued": len(self._queue)}

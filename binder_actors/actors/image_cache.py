@@ -24,7 +24,7 @@ class ImageCache:
         self.hits = 0
         self.misses = 0
 
-    @ray.method(max_task_retries=3)
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def exists(self, image: str) -> bool:
         """True when the image is built and launchable; never raises for "not found"."""
         if image in self._known or await self.registry.exists(image):

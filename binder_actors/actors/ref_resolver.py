@@ -29,7 +29,7 @@ class RefResolver:
         self._in_flight: dict[tuple[str, str], asyncio.Future[ResolvedRef]] = {}
         self.upstream_calls = 0
 
-    @ray.method(max_task_retries=3)
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def resolve(self, request: ResolveRequest) -> ResolvedRef:
         """The commit a spec names now; raises InvalidSpec or ResolveError with a user message."""
         key = (request.provider, request.spec)

@@ -20,9 +20,14 @@ from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError
 from binder_actors.logs import setup_logging
 from binder_actors.names import user_name_for_repo
+from binder_actors.policy import repo_quota
 from binder_actors.providers.base import ResolvedRef
 
 log = logging.getLogger(__name__)
+
+
+DISCARD_POLLS = 150
+DISCARD_POLL_SECONDS = 0.2
 
 
 class LaunchRequest(BaseModel):
@@ -75,7 +80,7 @@ class SessionManager:
         self.config = config
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission = asyncio.Lock()
-        self._launching = 0
+        self._launching: dict[str, str] = {}  # user -> repo_url of launches in progress
         self.launches = 0
 
     async def launch(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
@@ -92,28 +97,38 @@ class SessionManager:
             async for event in self._spawn(user, request):
                 yield event
         finally:
-            self._launching -= 1
+            del self._launching[user]
 
     async def _admit(self, request: LaunchRequest) -> str:
-        """Count sessions and create the user under one lock, so no quota is over-admitted."""
+        """Count sessions and create the user under one lock, so no quota is ever over-admitted.
+
+        A session counts from the moment its user is created (in `_launching`) until the hub
+        no longer lists its server.
+        """
+        repo_url = request.resolved.repo_url
         async with self._admission:
             if self.config.max_sessions <= 0:
                 raise QuotaExceeded("This BinderHub is in maintenance: no new sessions. Try again later.")
             users = await self.hub.list_users()
-            running = sum(len(u.get("servers") or {}) for u in users)
-            if running + self._launching >= self.config.max_sessions:
+            settled = [
+                s for u in users if u["name"] not in self._launching for s in session_from_hub(self.hub.hub_url, u)
+            ]
+            if len(settled) + len(self._launching) >= self.config.max_sessions:
                 raise QuotaExceeded("Too many users on this BinderHub! Try again soon.")
-            user = user_name_for_repo(request.resolved.repo_url)
+            quota = repo_quota(request.resolved.spec, self.config)
+            of_repo = sum(s.repo_url == repo_url for s in settled)
+            of_repo += sum(r == repo_url for r in self._launching.values())
+            if quota and of_repo >= quota:
+                raise QuotaExceeded(f"Too many users running {repo_url}! Try again soon.")
+            user = user_name_for_repo(repo_url)
             await self.hub.create_user(user)
-            self._launching += 1
+            self._launching[user] = repo_url
             return user
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         resolved = request.resolved
         try:
-            token = await self.hub.create_token(
-                user, note="binder session", scopes=[f"access:servers!user={user}"]
-            )
+            token = await self.hub.create_token(user, note="binder session", scopes=[f"access:servers!user={user}"])
             user_options = {
                 "image": request.image,
                 "token": token,
@@ -124,8 +139,9 @@ class SessionManager:
                 "binder_persistent_request": request.binder_persistent_request,
             }
             yield progress("launching", "Launching server...")
-            await self.hub.start_server(user, "", user_options)
-            async for event in self._follow_spawn(user):
+            deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
+            await asyncio.wait_for(self.hub.start_server(user, "", user_options), self.config.launch_timeout)
+            async for event in self._follow_spawn(user, deadline):
                 yield event
             model = await self.hub.get_user(user)
             server = ((model or {}).get("servers") or {}).get("") or {}
@@ -158,7 +174,7 @@ class SessionManager:
             binder_persistent_request=request.binder_persistent_request,
         )
 
-    async def _follow_spawn(self, user: str) -> AsyncIterator[BinderEvent]:
+    async def _follow_spawn(self, user: str, deadline: float) -> AsyncIterator[BinderEvent]:
         """Relay the hub's spawn progress until the server is ready, within the launch timeout."""
         queue: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
 
@@ -171,7 +187,6 @@ class SessionManager:
                 await queue.put(error)
 
         task = asyncio.create_task(pump())
-        deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
         try:
             while True:
                 remaining = deadline - asyncio.get_running_loop().time()
@@ -190,13 +205,19 @@ class SessionManager:
             task.cancel()
 
     async def _discard(self, user: str) -> None:
+        """Stop a failed launch's server (pending or not) and delete its user."""
         try:
             await self.hub.stop_server(user)
+            for _ in range(DISCARD_POLLS):
+                model = await self.hub.get_user(user)
+                if not model or not model.get("servers"):
+                    break
+                await asyncio.sleep(DISCARD_POLL_SECONDS)
             await self.hub.delete_user(user)
         except HubError as error:
-            log.warning("could not remove user=%s after a failed launch: %s", user, error)
+            log.warning("could not remove user=%s after a failed launch (the culler will): %s", user, error)
 
-    @ray.method(max_task_retries=3)
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def list_sessions(self) -> list[Session]:
         users = await self.hub.list_users()
         return [s for user in users for s in session_from_hub(self.hub.hub_url, user)]

@@ -88,9 +88,7 @@ def highest_matching(specifier: str, available: tuple[str, ...], source: str) ->
         if allowed.contains(f"{v}.0", prereleases=True) or allowed.contains(f"{v}.99", prereleases=True)
     ]
     if not matching:
-        raise UnsupportedRepository(
-            f"{source}: no Python in {', '.join(KNOWN_PYTHONS)} matches {specifier!r}."
-        )
+        raise UnsupportedRepository(f"{source}: no Python in {', '.join(KNOWN_PYTHONS)} matches {specifier!r}.")
     installed = [v for v in matching if v in available]
     return (installed or matching)[-1]
 
@@ -115,21 +113,16 @@ def _refuse_container_files(config_dir: Path, repo_dir: Path) -> None:
     runtime = config_dir / "runtime.txt"
     if runtime.is_file() and runtime.read_text().strip().startswith("r-"):
         raise UnsupportedRepository(
-            f"{runtime.relative_to(repo_dir)} asks for R, which the local builder cannot install; "
-            f"{CONTAINER_BACKENDS}."
+            f"{runtime.relative_to(repo_dir)} asks for R, which the local builder cannot install; {CONTAINER_BACKENDS}."
         )
 
 
-def _conda_plan(
-    environment: Path, repo_dir: Path, available: tuple[str, ...]
-) -> tuple[str | None, list[str]]:
+def _conda_plan(environment: Path, repo_dir: Path, available: tuple[str, ...]) -> tuple[str | None, list[str]]:
     """(python version or None, pip requirements) of environment.yml; refuses conda packages."""
     try:
         content = yaml.safe_load(environment.read_text()) or {}
     except yaml.YAMLError as error:
-        raise UnsupportedRepository(
-            f"{environment.relative_to(repo_dir)} is not valid YAML: {error}"
-        ) from None
+        raise UnsupportedRepository(f"{environment.relative_to(repo_dir)} is not valid YAML: {error}") from None
     python, pip_requirements, conda_only = None, [], []
     for dependency in content.get("dependencies") or []:
         if isinstance(dependency, dict) and "pip" in dependency:
@@ -188,17 +181,13 @@ def _pipfile_plan(config_dir: Path, repo_dir: Path) -> tuple[str | None, list[st
         try:
             lock = json.loads(lock_path.read_text())
         except json.JSONDecodeError as error:
-            raise UnsupportedRepository(
-                f"{lock_path.relative_to(repo_dir)} is not valid JSON: {error}"
-            ) from None
+            raise UnsupportedRepository(f"{lock_path.relative_to(repo_dir)} is not valid JSON: {error}") from None
         python = ((lock.get("_meta") or {}).get("requires") or {}).get("python_version")
         return python, _pipfile_lock_requirements(lock), lock_path.name
     try:
         pipfile = tomllib.loads(pipfile_path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise UnsupportedRepository(
-            f"{pipfile_path.relative_to(repo_dir)} is not valid TOML: {error}"
-        ) from None
+        raise UnsupportedRepository(f"{pipfile_path.relative_to(repo_dir)} is not valid TOML: {error}") from None
     args: list[str] = []
     for section in ("packages", "dev-packages"):
         for name, entry in (pipfile.get(section) or {}).items():
@@ -234,9 +223,7 @@ def plan_build(repo_dir: Path, default_python: str, available: tuple[str, ...]) 
         conda_python, pip_requirements = _conda_plan(environment, repo_dir, available)
         python = python or conda_python
         if pip_requirements:
-            installs.append(
-                InstallStep("installing the pip section of environment.yml", tuple(pip_requirements))
-            )
+            installs.append(InstallStep("installing the pip section of environment.yml", tuple(pip_requirements)))
     elif (config_dir / "Pipfile").is_file() or (config_dir / "Pipfile.lock").is_file():
         pipfile_python, args, source = _pipfile_plan(config_dir, repo_dir)
         python = python or pipfile_python
@@ -245,9 +232,7 @@ def plan_build(repo_dir: Path, default_python: str, available: tuple[str, ...]) 
     else:
         requirements = config_dir / "requirements.txt"
         if requirements.is_file():
-            installs.append(
-                InstallStep(f"installing {requirements.relative_to(repo_dir)}", ("-r", str(requirements)))
-            )
+            installs.append(InstallStep(f"installing {requirements.relative_to(repo_dir)}", ("-r", str(requirements))))
         if at_root and ((repo_dir / "setup.py").is_file() or (repo_dir / "pyproject.toml").is_file()):
             installs.append(InstallStep("installing the repository (pip install .)", (".",)))
         if at_root and python is None:

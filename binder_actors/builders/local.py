@@ -198,9 +198,7 @@ class LocalBuildExecutor:
         await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
         stack_site = _site_packages(stack_dir)
         # Appended after the environment's own site-packages: the repository's packages win.
-        (_site_packages(env_dir) / STACK_PTH).write_text(
-            f"import site; site.addsitedir({str(stack_site)!r})\n"
-        )
+        (_site_packages(env_dir) / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")
         _write_singleuser_wrapper(env_dir)
 
         image = self._image(request, target, plan, stack_dir)
@@ -236,17 +234,13 @@ class LocalBuildExecutor:
             start_script=str(plan.start.relative_to(repo_dir)) if plan.start else None,
         )
 
-    async def _ensure_stack(
-        self, python_version: str, interpreter: Path, emit: Emit, lock: BuildLock
-    ) -> Path:
+    async def _ensure_stack(self, python_version: str, interpreter: Path, emit: Emit, lock: BuildLock) -> Path:
         """The shared Jupyter server stack for one Python version, installed once."""
         stack_dir = self.stacks_dir / f"py{python_version}"
         async with self._stack_locks.setdefault(python_version, asyncio.Lock()):
             if (stack_dir / STACK_MARKER).is_file():
                 return stack_dir
-            await emit(
-                progress("building", f"Installing the Jupyter server for Python {python_version} (once)")
-            )
+            await emit(progress("building", f"Installing the Jupyter server for Python {python_version} (once)"))
             partial = stack_dir.with_name(stack_dir.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(stack_dir, ignore_errors=True)

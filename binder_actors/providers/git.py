@@ -124,16 +124,12 @@ class GitProvider:
             build_slug=repo_url,
         )
 
-    async def resolve(
-        self, parsed: ParsedSpec, *, timeout: float, allow_local_repos: bool = False
-    ) -> ResolvedRef:
+    async def resolve(self, parsed: ParsedSpec, *, timeout: float, allow_local_repos: bool = False) -> ResolvedRef:
         ref = parsed.unresolved_ref
         if SHA1_RE.match(ref):
             resolved = ref
         else:
-            output = await ls_remote(
-                parsed.repo_url, ref, timeout=timeout, allow_local_repos=allow_local_repos
-            )
+            output = await ls_remote(parsed.repo_url, ref, timeout=timeout, allow_local_repos=allow_local_repos)
             found = pick_sha(output, ref)
             if found is None:
                 raise ResolveError(

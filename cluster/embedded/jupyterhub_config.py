@@ -27,6 +27,8 @@ c.JupyterHub.spawner_class = LocalBinderSpawner
 c.LocalBinderSpawner.image_store = os.path.join(data_dir, "images")
 c.LocalBinderSpawner.sessions_dir = os.path.join(data_dir, "sessions")
 c.LocalBinderSpawner.default_url = "/lab"
+c.LocalBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
+c.LocalBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))
 c.Spawner.start_timeout = int(os.environ.get("BINDER_LAUNCH_TIMEOUT", "600"))
 c.Spawner.http_timeout = int(os.environ.get("BINDER_LAUNCH_TIMEOUT", "600"))
 
@@ -49,6 +51,9 @@ c.JupyterHub.load_roles = [
         "services": ["binder"],
     },
 ]
+# Servers outlive a hub restart (they are found again from the database); binder-actors stops
+# them itself when it shuts down.
+c.JupyterHub.cleanup_servers = False
 # Activity is what the culler reads: report it often.
 c.JupyterHub.last_activity_interval = 60
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]

@@ -56,9 +56,7 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     server = GitServer(root=root, port=port)
     server.add("probe", {"README.md": "probe\n"})
     wait_for(
-        lambda: (
-            subprocess.run(["git", "ls-remote", server.url("probe")], capture_output=True).returncode == 0
-        ),
+        lambda: subprocess.run(["git", "ls-remote", server.url("probe")], capture_output=True).returncode == 0,
         30,
         "git daemon",
     )

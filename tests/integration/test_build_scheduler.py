@@ -110,9 +110,7 @@ def test_queued_builds_are_told_their_position_as_it_moves(private_scheduler, ac
     ]
 
 
-def test_build_over_the_timeout_is_stopped_and_leaves_nothing(
-    private_scheduler, actors, git_server, tmp_path
-):
+def test_build_over_the_timeout_is_stopped_and_leaves_nothing(private_scheduler, actors, git_server, tmp_path):
     pid_file = tmp_path / "slow.pid"
     git_server.add("too-slow", {"postBuild": gated_post_build(pid_file, tmp_path / "never")})
     scheduler, config = private_scheduler(build_timeout=5)
@@ -124,9 +122,7 @@ def test_build_over_the_timeout_is_stopped_and_leaves_nothing(
     assert list((config.data_dir / "builds").iterdir()) == []
 
 
-def test_restarted_scheduler_stops_and_removes_an_interrupted_build(
-    actors, git_server, base_url, tmp_path, stack
-):
+def test_restarted_scheduler_stops_and_removes_an_interrupted_build(actors, git_server, base_url, tmp_path, stack):
     gate, pid_file = tmp_path / "gate", tmp_path / "restart.pid"
     script = f"if [ ! -e {gate} ]; then echo $$ > {pid_file}; while true; do sleep 0.1; done; fi\n"
     git_server.add("interrupted", {"postBuild": script, "requirements.txt": "tabulate==0.9.0\n"})

@@ -37,9 +37,7 @@ def test_launch_runs_code_that_imports_a_requirement(base_url, requirements_repo
     built = next(e for e in events if e["phase"] == "built")
     assert built["imageName"] == ready["image"]
 
-    status = httpx.get(
-        ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30
-    )
+    status = httpx.get(ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30)
     assert status.status_code == 200, status.text
     output = run_in_kernel(
         ready["url"], ready["token"], "import tabulate, os; print(tabulate.__version__, os.getcwd())"
@@ -56,9 +54,7 @@ def test_session_url_needs_its_token(base_url, requirements_repo):
     assert httpx.get(ready["url"] + "api/status", timeout=30).status_code == 403
     wrong = httpx.get(ready["url"] + "api/status", headers={"Authorization": "token nope"}, timeout=30)
     assert wrong.status_code == 403
-    lab = httpx.get(
-        ready["url"] + f"lab?token={ready['token']}", timeout=30, headers={"Sec-Fetch-Mode": "navigate"}
-    )
+    lab = httpx.get(ready["url"] + f"lab?token={ready['token']}", timeout=30, headers={"Sec-Fetch-Mode": "navigate"})
     assert lab.status_code == 200 and "<title>JupyterLab</title>" in lab.text
 
 
@@ -99,9 +95,7 @@ def test_idle_server_and_its_user_are_culled(base_url, requirements_repo, stack,
     wait_for(culled, 60, "the idle server to be culled", interval=0.5)
     assert user not in {u["name"] for u in hub_users(stack)}
     assert not home.exists()
-    answer = httpx.get(
-        ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30
-    )
+    answer = httpx.get(ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30)
     assert answer.status_code != 200
 
 
