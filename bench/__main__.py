@@ -12,10 +12,10 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import build, launch
+from bench import build, launch, sessions
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = {"build": build.run, "launch": launch.run}
+BENCHMARKS = {"build": build.run, "launch": launch.run, "sessions": sessions.run}
 
 
 def main(selected: list[str]) -> int:

@@ -37,7 +37,8 @@ def _build(executor: LocalBuildExecutor, repo: Path) -> float:
     resolved = asyncio.run(provider.resolve(parsed, timeout=60, allow_local_repos=True))
     request = BuildRequest(
         image=image_name("", resolved.build_slug, resolved.resolved_ref),
-        build_name=build_name(resolved.build_slug, resolved.resolved_ref), resolved=resolved,
+        build_name=build_name(resolved.build_slug, resolved.resolved_ref),
+        resolved=resolved,
     )
     started = time.perf_counter()
     asyncio.run(executor.build(request, _quiet))
@@ -69,8 +70,17 @@ def run() -> dict[str, object]:
     (work / "requirements.txt").write_text(REQUIREMENTS)
     started = time.perf_counter()
     subprocess.run([python, "-m", "venv", str(work / "pip-venv")], check=True)
-    subprocess.run([str(work / "pip-venv" / "bin" / "pip"), "install", "--quiet", "--no-cache-dir",
-                    "-r", str(work / "requirements.txt")], check=True)
+    subprocess.run(
+        [
+            str(work / "pip-venv" / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "-r",
+            str(work / "requirements.txt"),
+        ],
+        check=True,
+    )
     baseline = time.perf_counter() - started
     return {
         "requirements": REQUIREMENTS.split(),

@@ -122,11 +122,11 @@ def test_corpus_repository_builds_and_behaves_as_on_mybinder(name, corpus_root, 
     ],
 )
 def test_unbuildable_repositories_fail_in_one_clear_sentence(files, message, tmp_path, stack):
-    make_repo(tmp_path, "bad", files)
-    built = cli(stack.config.data_dir, "build", str(tmp_path / "bad"))
+    make_repo(tmp_path, "unbuildable", files)
+    built = cli(stack.config.data_dir, "build", str(tmp_path / "unbuildable"))
     assert built.returncode == 1
     assert message in built.stderr
-    assert not [p for p in stack.config.images_dir.iterdir() if "bad" in p.name]
+    assert not [p for p in stack.config.images_dir.iterdir() if "unbuildable" in p.name]
 
 
 def test_exec_of_an_unknown_image_lists_the_built_ones(stack):
