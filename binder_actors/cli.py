@@ -37,25 +37,136 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launch(args: argparse.Namespace) -> int:
+PHASES = ("waiting", "fetching", "building", "launching")
+
+
+def _client(args: argparse.Namespace):  # -> BinderClient; imported late: Ray is slow to import
     from binder_actors.client import BinderClient
 
-    provider, _, spec = args.spec.partition("/")
-    client = BinderClient.connect()
+    return BinderClient.connect(address=args.address)
 
-    async def run() -> int:
-        async for event in client.launch(provider, spec):
-            if args.json:
-                print(json.dumps(event.to_wire()), flush=True)
-            elif event.phase == "ready":
-                print(f"ready: {event.url}?token={event.token}", flush=True)
-            else:
-                print(f"[{event.phase}] {event.message.rstrip()}", flush=True)
-            if event.phase == "failed":
+
+def _launch(args: argparse.Namespace) -> int:
+    """Launch with a progress bar per phase and the log's tail; print the session URL."""
+    import webbrowser
+    from collections import deque
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from binder_actors.client import LaunchedSession
+
+    client = _client(args)
+    if args.json:
+        for item in client.launch(args.link):
+            if isinstance(item, LaunchedSession):
+                continue
+            print(json.dumps(item.to_wire()), flush=True)
+            if item.phase == "failed":
                 return 1
         return 0
+    console = Console(stderr=True)
+    tail: deque[str] = deque(maxlen=8)
+    with Progress(
+        TextColumn("{task.description:<10}"), BarColumn(), TimeElapsedColumn(), console=console, transient=False
+    ) as progress:
+        tasks = {phase: progress.add_task(phase, total=1, start=False) for phase in PHASES}
+        current: str | None = None
+        for item in client.launch(args.link):
+            if isinstance(item, LaunchedSession):
+                print(item.browser_url, flush=True)
+                if args.open:
+                    webbrowser.open(item.browser_url)
+                return 0
+            phase = "building" if item.phase in ("built", "pushing") else item.phase
+            if phase in tasks and phase != current:
+                if current is not None:
+                    progress.update(tasks[current], completed=1)
+                progress.start_task(tasks[phase])
+                current = phase
+            if item.phase == "failed":
+                console.print("[red]" + "\n".join(tail))
+                console.print(f"[bold red]failed:[/] {item.message.rstrip()}")
+                return 1
+            for line in item.message.splitlines():
+                tail.append(line)
+                progress.console.print(f"[dim]{line}")
+    return 1
 
-    return asyncio.run(run())
+
+def _sessions(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    sessions = _client(args).sessions()
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in sessions], indent=2))
+        return 0
+    table = Table("user", "repository", "image", "started", "last activity", "url")
+    for session in sessions:
+        table.add_row(
+            session.user,
+            session.repo_url,
+            session.image.split(":")[0],
+            str(session.started or ""),
+            str(session.last_activity or ""),
+            session.url,
+        )
+    Console().print(table)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    _client(args).stop(args.user)
+    print(f"stopped {args.user}")
+    return 0
+
+
+def _cull(args: argparse.Namespace) -> int:
+    import ray
+
+    client = _client(args)
+    report = ray.get(client.handles.activity_monitor.cull_once.remote(timeout=args.timeout, dry_run=args.dry_run))
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        verb = "would cull" if args.dry_run else "culled"
+        print(f"checked {report.checked} users; {verb} {len(report.culled)}: {' '.join(report.culled) or '-'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """What is running: Ray, the hub, the actors, builds, sessions."""
+    import ray
+
+    try:
+        client = _client(args)
+    except ConnectionError as error:
+        print(json.dumps({"running": False, "error": str(error)}) if args.json else f"not running: {error}")
+        return 1
+    handles = client.handles
+    status = {
+        "running": True,
+        "ray": ray.get_runtime_context().gcs_address,
+        "hub": ray.get(handles.session_manager.health.remote()),
+        "actors": {name: "ok" for name in type(handles).model_fields},
+        "builds": ray.get(handles.build_scheduler.stats.remote()),
+        "building": ray.get(handles.build_scheduler.running.remote()),
+        "sessions": len(client.sessions()),
+        "images": len(client.images()),
+        "culler": ray.get(handles.activity_monitor.status.remote()),
+    }
+    for name in status["actors"]:
+        try:
+            ray.get(getattr(handles, name).__ray_ready__.remote(), timeout=10)
+        except Exception as error:  # a status report shows a dead actor, it does not stop at it
+            status["actors"][name] = type(error).__name__
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        for key, value in status.items():
+            print(f"{key:>9}: {value}")
+    return 0
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -117,16 +228,30 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="binder-actors", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the embedded service until Ctrl-C")
     serve_cmd.add_argument("--port", type=int, help="HTTP port (default BINDER_PORT or 8000)")
     serve_cmd.set_defaults(run=_serve)
-    launch_cmd = commands.add_parser("launch", help="launch <provider>/<spec> on a running service")
-    launch_cmd.add_argument("spec", help="e.g. git/https%%3A%%2F%%2Fexample.org%%2Frepo.git/HEAD")
-    launch_cmd.add_argument("--json", action="store_true", help="one JSON event per line")
-    launch_cmd.set_defaults(run=_launch)
+
+    def client_command(name: str, run, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--address", default="auto", help="Ray address of binder-actors (default: the local one)")
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(run=run)
+        return command
+
+    launch_cmd = client_command("launch", _launch, "launch a Binder link on the running service")
+    launch_cmd.add_argument("link", help="a Binder URL (https://host/v2/git/...) or <provider>/<spec>")
+    launch_cmd.add_argument("--open", action="store_true", help="open the session in a browser")
+    client_command("sessions", _sessions, "list the running sessions")
+    stop_cmd = client_command("stop", _stop, "stop a session and delete its temporary user")
+    stop_cmd.add_argument("user", help="the session's user (see `sessions`)")
+    cull_cmd = client_command("cull", _cull, "run one culling sweep now")
+    cull_cmd.add_argument("--dry-run", action="store_true", help="only say who would be culled")
+    cull_cmd.add_argument("--timeout", type=float, help="idle seconds (default BINDER_CULL_TIMEOUT)")
+    client_command("status", _status, "what is running: Ray, the hub, the actors, builds, sessions")
     build_cmd = commands.add_parser("build", help="build a repository (URL or local path); prints the image")
     build_cmd.add_argument("repo", help="git URL or path of a local git repository")
     build_cmd.add_argument("--ref", default="HEAD", help="branch, tag or commit (default HEAD)")

@@ -2,14 +2,24 @@
 
 The HTTP ingress is a thin adapter over `launch_events`; Python programs use `BinderClient`.
 Both yield the same `BinderEvent` models, ending in `ready` or `failed`.
+
+    from binder_actors.client import BinderClient
+    client = BinderClient.connect()
+    session = client.start("http://127.0.0.1:8000/v2/git/https%3A%2F%2Fexample.org%2Frepo.git/HEAD")
+    print(session.run("import sys; print(sys.version)"))
+    client.stop(session)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import ray
+from pydantic import BaseModel
 from ray.exceptions import RayActorError, RayTaskError
 
 from binder_actors.actors import ActorHandles, get_actors
@@ -17,11 +27,16 @@ from binder_actors.actors.ref_resolver import ResolveRequest
 from binder_actors.actors.session_manager import LaunchRequest, Session
 from binder_actors.builders import BuildRequest
 from binder_actors.events import BinderEvent, failed
+from binder_actors.kernel import run_code
+from binder_actors.links import parse_binder_url
 from binder_actors.names import build_name, image_name
 from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError, get_provider
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+NO_READY = "The launch ended without a ready event."
 RETRY_MESSAGE = "binder-actors restarted a part of itself during your launch; please retry."
 
 
@@ -50,8 +65,9 @@ async def launch_events(
     *,
     image_prefix: str = "",
     allow_local_repos: bool = False,
+    build_only: bool = False,
 ) -> AsyncIterator[BinderEvent]:
-    """Resolve, build if needed, and launch; every outcome is an event, never an exception."""
+    """Resolve, build if needed, and launch (unless `build_only`); every outcome is an event."""
     try:
         get_provider(provider).parse(spec, allow_local_repos=allow_local_repos)
     except InvalidSpec as error:
@@ -73,6 +89,8 @@ async def launch_events(
                 yield event
                 if event.phase == "failed":
                     return
+        if build_only:
+            return
         launch = LaunchRequest(
             image=image,
             resolved=resolved,
@@ -92,11 +110,83 @@ async def launch_events(
         yield failed(RETRY_MESSAGE, 503)
 
 
-class BinderClient:
-    """binder-actors from Python: launch repositories and list or stop sessions.
+class LaunchedSession(BaseModel):
+    """A running session, as a launch ends: its server's URL and token, and the Binder fields."""
 
-    >>> client = BinderClient.connect()
-    >>> session = client.launch_sync("git", "https%3A%2F%2Fexample.org%2Frepo.git/HEAD")
+    user: str
+    url: str
+    token: str
+    image: str
+    repo_url: str
+    binder_ref_url: str
+    binder_request: str
+    binder_persistent_request: str
+    redirect_path: str = ""
+
+    @property
+    def browser_url(self) -> str:
+        """The URL to open in a browser: the landing path, with the token."""
+        return f"{self.url}{self.redirect_path}{'&' if '?' in self.redirect_path else '?'}token={self.token}"
+
+    def run(self, code: str, timeout: float = 120) -> str:
+        """Run `code` in a new kernel of this session and return what it printed."""
+        return run_code(self.url, self.token, code, timeout)
+
+    @classmethod
+    def from_ready(cls, event: BinderEvent, redirect_path: str) -> LaunchedSession:
+        assert event.url and event.token
+        return cls(
+            user=event.url.rstrip("/").rsplit("/", 1)[-1],
+            url=event.url,
+            token=event.token,
+            image=event.image or "",
+            repo_url=event.repo_url or "",
+            binder_ref_url=event.binder_ref_url or "",
+            binder_request=event.binder_request or "",
+            binder_persistent_request=event.binder_persistent_request or "",
+            redirect_path=redirect_path,
+        )
+
+
+def _sync(stream: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async iterator from synchronous code, on an event loop in a thread of its own
+    (so it works where a loop already runs, as in a notebook)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="binder-client", daemon=True)
+    thread.start()
+
+    async def step() -> T:
+        return await anext(stream)
+
+    try:
+        while True:
+            try:
+                yield asyncio.run_coroutine_threadsafe(step(), loop).result()
+            except StopAsyncIteration:
+                return
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            asyncio.run_coroutine_threadsafe(aclose(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def _settled(item: BinderEvent | LaunchedSession) -> LaunchedSession | None:
+    """The session a launch ended with, None while it goes on; LaunchFailed if it failed."""
+    if isinstance(item, LaunchedSession):
+        return item
+    if item.phase == "failed":
+        raise LaunchFailed(item)
+    return None
+
+
+class BinderClient:
+    """binder-actors from Python: launch, build and resolve Binder links; list and stop sessions.
+
+    `link` is anything a Binder link can be: `https://host/v2/<provider>/<spec>?labpath=...`,
+    or `<provider>/<spec>`. Errors are the messages the HTTP stream sends in `failed` events.
     """
 
     def __init__(self, handles: ActorHandles, image_prefix: str = "") -> None:
@@ -105,40 +195,76 @@ class BinderClient:
 
     @classmethod
     def connect(cls, address: str | None = "auto", namespace: str = "binder") -> BinderClient:
-        """Join a running binder-actors (started with `make serve` or `binder-actors serve`)."""
+        """Join a running binder-actors: the local one, `ray://host:10001`, or from inside the cluster."""
         if not ray.is_initialized():
             try:
                 ray.init(address=address, namespace=namespace, log_to_driver=False)
             except ConnectionError as error:
                 raise ConnectionError(
-                    "No running binder-actors found: start one with `make serve` "
-                    f"(or `binder-actors serve`) first. ({error})"
+                    f"No running binder-actors found ({error}). Start one with `make serve` "
+                    "(or `binder-actors serve`), or pass the address of its Ray cluster."
                 ) from None
         try:
             handles = get_actors(namespace)
         except ValueError:
             raise ConnectionError(
                 f"Ray is running but binder-actors' actors are not (namespace {namespace!r}): "
-                "start them with `make serve`."
+                "start them with `make serve` (or `binder-actors serve`)."
             ) from None
         return cls(handles, ray.get(handles.image_cache.image_prefix.remote()))
 
-    async def launch(self, provider: str, spec: str) -> AsyncIterator[BinderEvent]:
-        """The launch's events, as the HTTP stream sends them."""
-        async for event in launch_events(self.handles, provider, spec, image_prefix=self.image_prefix):
+    async def alaunch(self, link: str) -> AsyncIterator[BinderEvent | LaunchedSession]:
+        """The launch's events, as the HTTP stream sends them, then the LaunchedSession if it is ready."""
+        parsed = parse_binder_url(link)
+        async for event in launch_events(self.handles, parsed.provider, parsed.spec, image_prefix=self.image_prefix):
             yield event
-
-    async def launch_session(self, provider: str, spec: str) -> BinderEvent:
-        """Launch and return the `ready` event; raises LaunchFailed with the failed message."""
-        async for event in self.launch(provider, spec):
             if event.phase == "ready":
-                return event
-            if event.phase == "failed":
-                raise LaunchFailed(event)
-        raise LaunchFailed(failed("The launch ended without a ready event.", 500))
+                yield LaunchedSession.from_ready(event, parsed.redirect_path)
 
-    async def sessions(self) -> list[Session]:
-        return await self.handles.session_manager.list_sessions.remote()
+    def launch(self, link: str) -> Iterator[BinderEvent | LaunchedSession]:
+        """`alaunch` for synchronous code."""
+        return _sync(self.alaunch(link))
 
-    async def stop(self, user: str) -> None:
-        await self.handles.session_manager.stop.remote(user)
+    async def astart(self, link: str) -> LaunchedSession:
+        """Launch and return the session; raises LaunchFailed with the `failed` event's message."""
+        async for item in self.alaunch(link):
+            session = _settled(item)
+            if session is not None:
+                return session
+        raise LaunchFailed(failed(NO_READY, 500))
+
+    def start(self, link: str) -> LaunchedSession:
+        """`astart` for synchronous code."""
+        for item in self.launch(link):
+            session = _settled(item)
+            if session is not None:
+                return session
+        raise LaunchFailed(failed(NO_READY, 500))
+
+    def build(self, link: str) -> Iterator[BinderEvent]:
+        """Build the link's image without launching: events ending in `built` (with imageName) or `failed`."""
+        parsed = parse_binder_url(link)
+        return _sync(
+            launch_events(self.handles, parsed.provider, parsed.spec, image_prefix=self.image_prefix, build_only=True)
+        )
+
+    def resolve(self, link: str) -> ResolvedRef:
+        """The commit the link's ref names now; raises InvalidSpec or ResolveError."""
+        parsed = parse_binder_url(link)
+        try:
+            return ray.get(
+                self.handles.ref_resolver.resolve.remote(ResolveRequest(provider=parsed.provider, spec=parsed.spec))
+            )
+        except RayTaskError as error:
+            raise error.cause from None
+
+    def sessions(self) -> list[Session]:
+        return ray.get(self.handles.session_manager.list_sessions.remote())
+
+    def stop(self, session: Session | LaunchedSession | str) -> None:
+        """Stop a session (or the session of a user name) and delete its temporary user."""
+        user = session if isinstance(session, str) else session.user
+        ray.get(self.handles.session_manager.stop.remote(user))
+
+    def images(self) -> list[str]:
+        return ray.get(self.handles.image_cache.images.remote())

@@ -1,4 +1,4 @@
-"""Pure: where the browser lands in a session, from a Binder link's urlpath / labpath / filepath.
+"""Pure: Binder links taken apart, and where the browser lands (urlpath / labpath / filepath).
 
 The rules are BinderHub's client's: `urlpath` is taken as is (a leading slash dropped), `labpath`
 opens `doc/tree/<path>` and `filepath` opens `tree/<path>` (a trailing slash dropped from both).
@@ -6,7 +6,9 @@ opens `doc/tree/<path>` and `filepath` opens `tree/<path>` (a trailing slash dro
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from pydantic import BaseModel
 
 from binder_actors.providers.base import InvalidSpec
 
@@ -34,3 +36,37 @@ def redirect_path(urlpath: str | None = None, labpath: str | None = None, filepa
         _check_stays_inside(filepath, "filepath")
         return "tree/" + quote(filepath.rstrip("/").lstrip("/"), safe=_ENCODE_URI_SAFE)
     return ""
+
+
+class BinderLink(BaseModel):
+    """A whole Binder URL taken apart."""
+
+    provider: str
+    spec: str
+    redirect_path: str
+
+
+def parse_binder_url(url: str) -> BinderLink:
+    """Provider, spec (still percent-encoded) and landing path of `https://host[/prefix]/v2/<provider>/<spec>`.
+
+    Also takes `<provider>/<spec>` alone. Raises InvalidSpec when the URL is not a Binder link.
+    """
+    parts = urlsplit(url)
+    path = parts.path
+    if "/v2/" in f"/{path}":
+        path = f"/{path}".split("/v2/", 1)[1]
+    elif parts.scheme:
+        raise InvalidSpec(f"{url!r} is not a Binder link: it has no /v2/<provider>/<spec> part.")
+    provider, _, spec = path.strip("/").partition("/")
+    if not provider or not spec:
+        raise InvalidSpec(f"{url!r} is not a Binder link: expected /v2/<provider>/<spec>.")
+    query = parse_qs(parts.query)
+
+    def first(name: str) -> str | None:
+        return query.get(name, [None])[0]
+
+    return BinderLink(
+        provider=provider,
+        spec=spec,
+        redirect_path=redirect_path(first("urlpath"), first("labpath"), first("filepath")),
+    )

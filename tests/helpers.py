@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-import websocket
+
+from binder_actors.kernel import run_code
 
 T = TypeVar("T")
 
@@ -73,49 +73,4 @@ def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str
 
 def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120) -> str:
     """Start a kernel on a Jupyter server, run `code`, return its stdout (raises on an error)."""
-    headers = {"Authorization": f"token {token}"}
-    kernel = httpx.post(server_url + "api/kernels", headers=headers, json={"name": "python3"}, timeout=60).json()
-    ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel['id']}/channels"
-    socket = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
-    try:
-        msg_id = uuid.uuid4().hex
-        socket.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "msg_type": "execute_request",
-                        "username": "test",
-                        "session": uuid.uuid4().hex,
-                        "version": "5.3",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {
-                        "code": code,
-                        "silent": False,
-                        "store_history": False,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                    },
-                }
-            )
-        )
-        output: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = json.loads(socket.recv())
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
-                output.append(content["text"])
-            elif kind == "error":
-                raise AssertionError(f"{content['ename']}: {content['evalue']}")
-            elif kind == "status" and content["execution_state"] == "idle":
-                return "".join(output)
-        raise AssertionError("the kernel did not finish in time")
-    finally:
-        socket.close()
-        httpx.delete(server_url + f"api/kernels/{kernel['id']}", headers=headers, timeout=30)
+    return run_code(server_url, token, code, timeout)

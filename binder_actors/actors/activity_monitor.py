@@ -44,13 +44,20 @@ def idle_seconds(server: dict[str, Any], now: datetime) -> float | None:
 
 
 async def cull_idle(
-    hub: HubClient, *, timeout: float, concurrency: int, max_age: float = 0, now: datetime | None = None
+    hub: HubClient,
+    *,
+    timeout: float,
+    concurrency: int,
+    max_age: float = 0,
+    dry_run: bool = False,
+    now: datetime | None = None,
 ) -> CullReport:
     """Remove every user whose servers are all idle longer than `timeout` seconds, or all older
     than `max_age` seconds when it is set (jupyterhub-idle-culler's --timeout, --max-age, --cull-users).
 
     Pending spawns are left alone; users without any server are temporary leftovers and removed
     once they are older than `timeout`. At most `concurrency` users are culled at once.
+    With `dry_run`, the report names who would be culled and nothing is done.
     """
     now = now or datetime.now(timezone.utc)
     users = await hub.list_users()
@@ -72,6 +79,9 @@ async def cull_idle(
         return all(i is not None and i > timeout for i in idles) or all(too_old(s) for s in servers)
 
     async def cull(user: dict[str, Any]) -> None:
+        if dry_run:
+            report.culled.append(user["name"])
+            return
         async with slots:
             try:
                 for server_name in user.get("servers") or {}:
@@ -105,14 +115,20 @@ class ActivityMonitor:
             except HubError as error:
                 log.warning("cull sweep skipped: %s", error)
 
-    async def cull_once(self, timeout: float | None = None, max_age: float | None = None) -> CullReport:
-        """Run one sweep now; the arguments override BINDER_CULL_TIMEOUT and BINDER_CULL_MAX_AGE once."""
+    async def cull_once(
+        self, timeout: float | None = None, max_age: float | None = None, dry_run: bool = False
+    ) -> CullReport:
+        """Run one sweep now; the arguments override BINDER_CULL_TIMEOUT and BINDER_CULL_MAX_AGE once.
+        With `dry_run`, report who would be culled and touch nothing."""
         report = await cull_idle(
             self.hub,
             timeout=self.config.cull_timeout if timeout is None else timeout,
             max_age=self.config.cull_max_age if max_age is None else max_age,
             concurrency=self.config.cull_concurrency,
+            dry_run=dry_run,
         )
+        if dry_run:
+            return report
         self.last_report = report
         self.culled_total += len(report.culled)
         return report

@@ -34,6 +34,10 @@ class ImageCache:
         self.misses += 1
         return False
 
+    async def images(self) -> list[str]:
+        """Every complete image in the registry."""
+        return self.registry.images()
+
     async def image_prefix(self) -> str:
         return self.config.image_prefix
 

@@ -9,3 +9,7 @@ class ImageRegistry(Protocol):
     async def exists(self, image: str) -> bool:
         """True when the image is complete and launchable; never raises for "not found"."""
         ...
+
+    def images(self) -> list[str]:
+        """Every complete image."""
+        ...
