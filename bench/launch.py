@@ -6,7 +6,6 @@ Runs the real stack (git daemon, JupyterHub, Ray, Serve) on loopback.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import ray
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig
 from binder_actors.embedded import free_port, start_embedded
-from tests.helpers import git_spec, make_repo, read_events, wait_for
+from tests.helpers import git_spec, read_events, start_git_server
 
 RUNS = 5
 
@@ -35,23 +34,7 @@ def timed_launch(base_url: str, path: str, actors: ActorHandles) -> float:
 
 def run() -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="binder-bench-"))
-    git_root = work / "git"
-    git_root.mkdir()
-    git_port = free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            f"--port={git_port}",
-            f"--base-path={git_root}",
-            str(git_root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    git = start_git_server(work / "git")
     config = BinderConfig(data_dir=work / "data", port=free_port(), cull_every=3600)
     stack = start_embedded(config)
     actors = get_actors(config.namespace)
@@ -59,14 +42,8 @@ def run() -> dict[str, object]:
     try:
 
         def repo(name: str) -> str:
-            make_repo(git_root, name, {"requirements.txt": "tabulate==0.9.0\n"})
-            url = f"git://127.0.0.1:{git_port}/{name}"
-            wait_for(
-                lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0,
-                30,
-                "git daemon",
-            )
-            return f"build/git/{git_spec(url, 'main')}"
+            git.add(name, {"requirements.txt": "tabulate==0.9.0\n"})
+            return f"build/git/{git_spec(git.url(name), 'main')}"
 
         cold = timed_launch(stack.url, repo("cold"), actors)
         results["first_launch_cold_server_stack_s"] = round(cold, 2)
@@ -86,6 +63,6 @@ def run() -> dict[str, object]:
         }
     finally:
         stack.stop()
-        daemon.terminate()
+        git.stop()
 
     return results

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from binder_actors.actors.session_manager import LaunchRequest
 from binder_actors.config import BinderConfig
 from binder_actors.embedded import free_port, start_embedded
 from binder_actors.names import image_name
-from tests.helpers import git_spec, make_repo, read_events, wait_for
+from tests.helpers import git_spec, read_events, start_git_server, wait_for
 
 LAUNCHES = 20
 
@@ -42,27 +41,13 @@ async def timed_launch(manager, request: LaunchRequest) -> float:
 
 def run() -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="binder-bench-sessions-"))
-    git_port = free_port()
-    make_repo(work / "git", "sessions", {"requirements.txt": "tabulate==0.9.0\n"})
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            f"--port={git_port}",
-            f"--base-path={work / 'git'}",
-            str(work / "git"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    git = start_git_server(work / "git")
+    git.add("sessions", {"requirements.txt": "tabulate==0.9.0\n"})
     config = BinderConfig(data_dir=work / "data", port=free_port(), cull_every=3600)
     stack = start_embedded(config)
     try:
         actors = get_actors(config.namespace)
-        spec = git_spec(f"git://127.0.0.1:{git_port}/sessions", "main")
+        spec = git_spec(git.url("sessions"), "main")
         wait_for(lambda: read_events(stack.url, f"build/git/{spec}")[-1]["phase"] == "ready", 300, "a first launch")
         ray.get(actors.activity_monitor.cull_once.remote(timeout=0))
         resolved = ray.get(actors.ref_resolver.resolve.remote(ResolveRequest(provider="git", spec=spec)))
@@ -82,7 +67,7 @@ def run() -> dict[str, object]:
         cull_seconds = time.perf_counter() - started
     finally:
         stack.stop()
-        daemon.terminate()
+        git.stop()
     return {
         "launch_to_ready_s": {
             "launches": LAUNCHES,

@@ -6,12 +6,14 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from binder_actors.embedded import free_port
 from binder_actors.kernel import run_code
 
 T = TypeVar("T")
@@ -74,3 +76,50 @@ def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str
 def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120) -> str:
     """Start a kernel on a Jupyter server, run `code`, return its stdout (raises on an error)."""
     return run_code(server_url, token, code, timeout)
+
+
+@dataclass
+class GitServer:
+    """`git daemon` serving every repository under `root` on 127.0.0.1."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def url(self, name: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def add(self, name: str, files: dict[str, str]) -> str:
+        """A new repository served at `url(name)`; returns its commit."""
+        return make_repo(self.root, name, files)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def start_git_server(root: Path) -> GitServer:
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={root}",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = GitServer(root=root, port=port, process=process)
+    server.add("probe", {"README.md": "probe\n"})
+    wait_for(
+        lambda: subprocess.run(["git", "ls-remote", server.url("probe")], capture_output=True).returncode == 0,
+        30,
+        "git daemon to serve",
+    )
+    return server

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +11,7 @@ import ray
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig
 from binder_actors.embedded import EmbeddedStack, free_port, start_embedded
-from tests.helpers import make_repo, wait_for
+from tests.helpers import GitServer, start_git_server
 
 REQUIREMENTS_REPO = {
     "requirements.txt": "tabulate==0.9.0\n",
@@ -22,47 +19,11 @@ REQUIREMENTS_REPO = {
 }
 
 
-@dataclass
-class GitServer:
-    root: Path
-    port: int
-
-    def url(self, name: str) -> str:
-        return f"git://127.0.0.1:{self.port}/{name}"
-
-    def add(self, name: str, files: dict[str, str]) -> str:
-        """A new repository served at `url(name)`; returns its commit."""
-        return make_repo(self.root, name, files)
-
-
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
-    root = tmp_path_factory.mktemp("git")
-    port = free_port()
-    daemon = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            f"--base-path={root}",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = GitServer(root=root, port=port)
-    server.add("probe", {"README.md": "probe\n"})
-    wait_for(
-        lambda: subprocess.run(["git", "ls-remote", server.url("probe")], capture_output=True).returncode == 0,
-        30,
-        "git daemon",
-    )
+    server = start_git_server(tmp_path_factory.mktemp("git"))
     yield server
-    daemon.terminate()
-    daemon.wait(10)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

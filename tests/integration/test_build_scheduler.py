@@ -87,16 +87,22 @@ def test_queued_builds_are_told_their_position_as_it_moves(private_scheduler, ac
     requests = [request_for(actors, git_server, n) for n in ("queue-first", "queue-second", "queue-third")]
 
     async def scenario() -> list[list]:
+        loop = asyncio.get_running_loop()
+
+        def queued(count: int):  # an async actor runs calls in no set order: submit one at a time
+            return loop.run_in_executor(
+                None,
+                lambda: wait_for(lambda: ray.get(scheduler.stats.remote())["queued"] == count, 60, f"{count} queued"),
+            )
+
         first = asyncio.ensure_future(collect(scheduler, requests[0]))
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: wait_for(pid_file.exists, 120, "the first build to run")
-        )
-        rest = [asyncio.ensure_future(collect(scheduler, r)) for r in requests[1:]]
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: wait_for(lambda: ray.get(scheduler.stats.remote())["queued"] == 2, 60, "two queued")
-        )
+        await loop.run_in_executor(None, lambda: wait_for(pid_file.exists, 120, "the first build to run"))
+        second = asyncio.ensure_future(collect(scheduler, requests[1]))
+        await queued(1)
+        third = asyncio.ensure_future(collect(scheduler, requests[2]))
+        await queued(2)
         gate.touch()
-        return [await first, *[await r for r in rest]]
+        return [await first, await second, await third]
 
     first, second, third = asyncio.run(scenario())
     assert [s[-1].phase for s in (first, second, third)] == ["built"] * 3

@@ -10,7 +10,7 @@ import ray
 
 from binder_actors.names import image_name
 from tests.helpers import git_spec, read_events, run_in_kernel, wait_for
-from tests.integration.conftest import hub_users
+from tests.integration.conftest import REQUIREMENTS_REPO, hub_users
 
 PHASES = ["fetching", "building", "built", "launching", "ready"]
 
@@ -23,8 +23,9 @@ def phases(events: list[dict]) -> list[str]:
     return seen
 
 
-def test_launch_runs_code_that_imports_a_requirement(base_url, requirements_repo, stack):
-    repo_url, sha = requirements_repo
+def test_launch_runs_code_that_imports_a_requirement(base_url, git_server, stack):
+    sha = git_server.add("first-launch", REQUIREMENTS_REPO)
+    repo_url = git_server.url("first-launch")
     events = read_events(base_url, f"build/git/{git_spec(repo_url, 'main')}")
     assert phases(events) == PHASES, events[-1]
     ready = events[-1]
