@@ -136,7 +136,7 @@ class LaunchedSession(BaseModel):
     def from_ready(cls, event: BinderEvent, redirect_path: str) -> LaunchedSession:
         assert event.url and event.token
         return cls(
-            user=event.url.rstrip("/").rsplit("/", 1)[-1],
+            user=event.url.split("/user/", 1)[1].split("/", 1)[0],
             url=event.url,
             token=event.token,
             image=event.image or "",

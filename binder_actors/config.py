@@ -90,6 +90,9 @@ class BinderConfig(BaseSettings):
     max_sessions: int = Field(
         100, description="Sessions running at once in total; 0 puts the service in maintenance (no launches)."
     )
+    named_servers: bool = Field(
+        False, description="Start each session as a named server of its temporary user (BinderHub's use_named_servers)."
+    )
     per_repo_quota: int = Field(0, description="Sessions of one repository at once (0: no limit).")
     per_repo_quota_higher: int = Field(0, description="Per-repository quota of specs in high_quota_specs.")
     high_quota_specs: list[str] = Field(

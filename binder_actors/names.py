@@ -62,8 +62,13 @@ def user_name_for_repo(repo_url: str) -> str:
     name = repo_url.rstrip("/").rsplit("/", 1)[-1]
     name = name.removesuffix(".git")
     prefix = re.sub(r"[^a-z0-9]+", "-", name.lower())[:USER_PREFIX_LIMIT].strip("-") or "binder"
-    suffix = "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(USER_SUFFIX_LENGTH))
-    return f"{prefix}-{suffix}"
+    return f"{prefix}-{server_name_for_launch()}"
+
+
+def server_name_for_launch() -> str:
+    """8 random characters, the first a letter: JupyterHub's server names must start with one."""
+    rest = "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(USER_SUFFIX_LENGTH - 1))
+    return secrets.choice(string.ascii_lowercase) + rest
 
 
 _IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]{0,254}:[A-Za-z0-9._-]{1,128}$")

@@ -19,7 +19,7 @@ from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError
 from binder_actors.logs import setup_logging
-from binder_actors.names import user_name_for_repo
+from binder_actors.names import server_name_for_launch, user_name_for_repo
 from binder_actors.policy import repo_quota
 from binder_actors.providers.base import ResolvedRef
 
@@ -127,6 +127,7 @@ class SessionManager:
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         resolved = request.resolved
+        server_name = server_name_for_launch() if self.config.named_servers else ""
         try:
             token = await self.hub.create_token(user, note="binder session", scopes=[f"access:servers!user={user}"])
             user_options = {
@@ -140,15 +141,15 @@ class SessionManager:
             }
             yield progress("launching", "Launching server...")
             deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
-            await asyncio.wait_for(self.hub.start_server(user, "", user_options), self.config.launch_timeout)
-            async for event in self._follow_spawn(user, deadline):
+            await asyncio.wait_for(self.hub.start_server(user, server_name, user_options), self.config.launch_timeout)
+            async for event in self._follow_spawn(user, server_name, deadline):
                 yield event
             model = await self.hub.get_user(user)
-            server = ((model or {}).get("servers") or {}).get("") or {}
+            server = ((model or {}).get("servers") or {}).get(server_name) or {}
             if not server.get("ready"):
                 raise HubError("The server stopped while it was starting.", 500)
         except (HubError, TimeoutError, asyncio.TimeoutError) as error:
-            await self._discard(user)
+            await self._discard(user, server_name)
             message = str(error) or "The server did not become ready in time."
             if isinstance(error, asyncio.TimeoutError):
                 timeout = self.config.launch_timeout
@@ -156,7 +157,7 @@ class SessionManager:
             yield failed(f"Launch failed: {message}", getattr(error, "status_code", 500))
             return
         except BaseException:
-            await asyncio.shield(self._discard(user))
+            await asyncio.shield(self._discard(user, server_name))
             raise
         self.launches += 1
         url = self.hub.hub_url.rstrip("/") + server["url"]
@@ -174,13 +175,13 @@ class SessionManager:
             binder_persistent_request=request.binder_persistent_request,
         )
 
-    async def _follow_spawn(self, user: str, deadline: float) -> AsyncIterator[BinderEvent]:
+    async def _follow_spawn(self, user: str, server_name: str, deadline: float) -> AsyncIterator[BinderEvent]:
         """Relay the hub's spawn progress until the server is ready, within the launch timeout."""
         queue: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
 
         async def pump() -> None:
             try:
-                async for event in self.hub.progress(user):
+                async for event in self.hub.progress(user, server_name):
                     await queue.put(event)
                 await queue.put(None)
             except BaseException as error:  # handed to the reader, who re-raises it
@@ -204,10 +205,10 @@ class SessionManager:
         finally:
             task.cancel()
 
-    async def _discard(self, user: str) -> None:
+    async def _discard(self, user: str, server_name: str) -> None:
         """Stop a failed launch's server (pending or not) and delete its user."""
         try:
-            await self.hub.stop_server(user)
+            await self.hub.stop_server(user, server_name)
             for _ in range(DISCARD_POLLS):
                 model = await self.hub.get_user(user)
                 if not model or not model.get("servers"):
@@ -223,8 +224,10 @@ class SessionManager:
         return [s for user in users for s in session_from_hub(self.hub.hub_url, user)]
 
     async def stop(self, user: str) -> None:
-        """Stop a session's server and delete its temporary user."""
-        await self.hub.stop_server(user)
+        """Stop a session's servers and delete its temporary user."""
+        model = await self.hub.get_user(user) or {}
+        for server_name in model.get("servers") or {}:
+            await self.hub.stop_server(user, server_name)
         await self.hub.delete_user(user)
 
     async def health(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ c.JupyterHub.authenticator_class = "null"
 c.Authenticator.allow_all = True
 
 c.JupyterHub.spawner_class = LocalBinderSpawner
+c.JupyterHub.allow_named_servers = True  # used when BINDER_NAMED_SERVERS is set
 c.LocalBinderSpawner.image_store = os.path.join(data_dir, "images")
 c.LocalBinderSpawner.sessions_dir = os.path.join(data_dir, "sessions")
 c.LocalBinderSpawner.default_url = "/lab"

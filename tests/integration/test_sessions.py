@@ -202,3 +202,19 @@ def test_every_session_home_belongs_to_a_running_server(stack):
         running = {u["name"] for u in api.get("users").json() if u.get("servers")}
     homes = {p.name.removesuffix("-default") for p in (stack.config.data_dir / "sessions").glob("*-default")}
     assert homes <= running
+
+
+def test_named_servers_when_configured(private_manager, built_launch):
+    manager = private_manager(named_servers=True)
+    ready = asyncio.run(launch_all(manager, built_launch, 1))[0][-1]
+    assert ready.phase == "ready", ready
+    user, server = ready.url.split("/user/", 1)[1].strip("/").split("/")
+    assert len(server) == 8
+    assert (
+        httpx.get(ready.url + "api/status", headers={"Authorization": f"token {ready.token}"}, timeout=30).status_code
+        == 200
+    )
+    listed = {(s.user, s.server) for s in ray.get(manager.list_sessions.remote())}
+    assert (user, server) in listed
+    ray.get(manager.stop.remote(user))
+    assert user not in {s.user for s in ray.get(manager.list_sessions.remote())}

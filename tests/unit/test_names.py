@@ -68,3 +68,13 @@ def test_temporary_user_is_repo_name_plus_eight_random_characters(repo_url, pref
 @pytest.mark.parametrize("bad", ["../etc:passwd", "UPPER:tag", "name", "a:b/c", ""])
 def test_invalid_image_names_are_rejected(bad):
     assert not is_valid_image_name(bad)
+
+
+def test_server_names_are_jupyterhub_safe_slugs():
+    from jupyterhub.slugs import is_valid_safe_slug
+
+    from binder_actors.names import server_name_for_launch
+
+    names = {server_name_for_launch() for _ in range(200)}
+    assert len(names) == 200
+    assert all(is_valid_safe_slug(name) and len(name) == 8 for name in names)

@@ -1,0 +1,35 @@
+import pytest
+
+from binder_actors.config import BinderConfig, SpecConfig
+from binder_actors.policy import repo_quota
+
+CONFIG = BinderConfig(
+    per_repo_quota=10,
+    per_repo_quota_higher=50,
+    high_quota_specs=["^binder-examples/.*", "^jupyterlab/"],
+    spec_config=[SpecConfig(pattern="^binder-examples/requirements", quota=3), SpecConfig(pattern="^no-quota/")],
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "quota"),
+    [
+        ("someone/repo/HEAD", 10),
+        ("binder-examples/conda/HEAD", 50),
+        ("Binder-Examples/Conda/HEAD", 50),  # case-insensitive, as BinderHub matches
+        ("jupyterlab/jupyterlab/main", 50),
+        ("binder-examples/requirements/HEAD", 3),  # spec_config wins over high_quota_specs
+        ("no-quota/repo/HEAD", 10),  # an override without a quota changes nothing
+        ("x/binder-examples/HEAD", 10),  # patterns match from the start of the spec
+    ],
+)
+def test_repo_quota_follows_binderhub_precedence(spec, quota):
+    assert repo_quota(spec, CONFIG) == quota
+
+
+def test_quota_settings_come_from_json_env_vars(monkeypatch):
+    monkeypatch.setenv("BINDER_HIGH_QUOTA_SPECS", '["^org/"]')
+    monkeypatch.setenv("BINDER_SPEC_CONFIG", '[{"pattern": "^org/big", "quota": 99}]')
+    monkeypatch.setenv("BINDER_PER_REPO_QUOTA_HIGHER", "7")
+    config = BinderConfig()
+    assert (repo_quota("org/small/HEAD", config), repo_quota("org/big/HEAD", config)) == (7, 99)
