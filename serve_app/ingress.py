@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
+from urllib.parse import unquote
 
 import ray
 from fastapi import FastAPI, Request
@@ -95,7 +96,7 @@ class BinderIngress:
         page = (
             _page("launch.html")
             .replace("{{settings}}", html.escape(json.dumps(settings), quote=False))
-            .replace("{{spec}}", html.escape(f"{provider}/{spec}"))
+            .replace("{{spec}}", html.escape(unquote(f"{provider}/{spec}")))
         )
         return HTMLResponse(page)
 
