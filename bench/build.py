@@ -19,7 +19,6 @@ from binder_actors.builders import BuildRequest
 from binder_actors.builders.local import LocalBuildExecutor, find_python
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
-from binder_actors.names import build_name, image_name
 from binder_actors.providers.git import GitProvider
 from binder_actors.registries.local import LocalImageStore
 from tests.helpers import commit, make_repo
@@ -35,11 +34,7 @@ def _build(executor: LocalBuildExecutor, repo: Path) -> float:
     provider = GitProvider()
     parsed = provider.parse(f"{quote(repo.as_uri(), safe='')}/main", allow_local_repos=True)
     resolved = asyncio.run(provider.resolve(parsed, timeout=60, allow_local_repos=True))
-    request = BuildRequest(
-        image=image_name("", resolved.build_slug, resolved.resolved_ref),
-        build_name=build_name(resolved.build_slug, resolved.resolved_ref),
-        resolved=resolved,
-    )
+    request = BuildRequest.for_ref(resolved)
     started = time.perf_counter()
     asyncio.run(executor.build(request, _quiet))
     return time.perf_counter() - started

@@ -150,6 +150,8 @@ def _status(args: argparse.Namespace) -> int:
         "ray": ray.get_runtime_context().gcs_address,
         "hub": ray.get(handles.session_manager.health.remote()),
         "actors": {name: "ok" for name in type(handles).model_fields},
+        "refs": ray.get(handles.ref_resolver.stats.remote()),
+        "image_cache": ray.get(handles.image_cache.stats.remote()),
         "builds": ray.get(handles.build_scheduler.stats.remote()),
         "building": ray.get(handles.build_scheduler.running.remote()),
         "sessions": len(client.sessions()),
@@ -177,7 +179,6 @@ def _build(args: argparse.Namespace) -> int:
     from binder_actors.builders import BuildFailed, BuildRequest
     from binder_actors.builders.local import LocalBuildExecutor
     from binder_actors.events import BinderEvent
-    from binder_actors.names import build_name, image_name
     from binder_actors.providers import InvalidSpec, ResolveError
     from binder_actors.providers.git import GitProvider
     from binder_actors.registries.local import LocalImageStore
@@ -191,16 +192,14 @@ def _build(args: argparse.Namespace) -> int:
     except (InvalidSpec, ResolveError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    image = image_name(config.image_prefix, resolved.build_slug, resolved.resolved_ref)
+    request = BuildRequest.for_ref(resolved, config.image_prefix)
+    image = request.image
     store = LocalImageStore(config.images_dir)
     if store.read(image) is None:
 
         async def show(event: BinderEvent) -> None:
             print(event.message, end="", file=sys.stderr, flush=True)
 
-        request = BuildRequest(
-            image=image, build_name=build_name(resolved.build_slug, resolved.resolved_ref), resolved=resolved
-        )
         try:
             asyncio.run(LocalBuildExecutor(config, store).build(request, show))
         except BuildFailed as error:

@@ -29,7 +29,6 @@ from binder_actors.builders import BuildRequest
 from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.links import parse_binder_url
-from binder_actors.names import build_name, image_name
 from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError, get_provider
 
 log = logging.getLogger(__name__)
@@ -75,15 +74,11 @@ async def launch_events(
         return
     try:
         resolved: ResolvedRef = await handles.ref_resolver.resolve.remote(ResolveRequest(provider=provider, spec=spec))
-        image = image_name(image_prefix, resolved.build_slug, resolved.resolved_ref)
+        request = BuildRequest.for_ref(resolved, image_prefix)
+        image = request.image
         if await handles.image_cache.exists.remote(image):
             yield BinderEvent(phase="built", message="Found built image, launching...\n", image_name=image)
         else:
-            request = BuildRequest(
-                image=image,
-                build_name=build_name(resolved.build_slug, resolved.resolved_ref),
-                resolved=resolved,
-            )
             async for ref in handles.build_scheduler.build.remote(request):
                 event: BinderEvent = await ref
                 yield event

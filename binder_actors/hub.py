@@ -139,33 +139,20 @@ class HubClient:
         except httpx.HTTPError as error:
             raise HubUnavailable(f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__}).") from None
 
-    async def list_users(self, state: str | None = None, page_size: int = 200) -> list[dict[str, Any]]:
-        """Every user, paging through the hub's list; `state` is the hub's filter (ready, ...)."""
+    async def list_users(self, page_size: int = 200) -> list[dict[str, Any]]:
+        """Every user, paging through the hub's list."""
         users: list[dict[str, Any]] = []
         offset = 0
         while True:
-            params = f"users?offset={offset}&limit={page_size}"
-            if state:
-                params += f"&state={state}"
-            page = await self.request("GET", params, headers={"Accept": _PAGINATION})
+            page = await self.request(
+                "GET", f"users?offset={offset}&limit={page_size}", headers={"Accept": _PAGINATION}
+            )
             items = page["items"] if isinstance(page, dict) else page
             users.extend(items)
             following = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
             if not following or not items:
                 return users
             offset = int(following["offset"])
-
-    async def wait_until_up(self, deadline_seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_seconds
-        while True:
-            try:
-                await self.version()
-                return
-            except HubError:
-                if loop.time() > deadline:
-                    raise
-            await asyncio.sleep(0.2)
 
 
 def _error_message(response: httpx.Response) -> str:

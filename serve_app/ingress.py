@@ -6,7 +6,6 @@ Routes parse and answer bad input themselves; every launch is `client.launch_eve
 import asyncio
 import html
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -26,8 +25,6 @@ from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, get_provider
 from serve_app.paths import provider_and_spec
 from serve_app.sse import SSE_HEADERS, event_stream
-
-log = logging.getLogger(__name__)
 
 api = FastAPI(title="binder-actors", docs_url=None, redoc_url=None)
 

@@ -12,9 +12,7 @@ KEEPALIVE_SECONDS = 25.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def event_stream(
-    events: AsyncIterator[BinderEvent], keepalive: float = KEEPALIVE_SECONDS
-) -> AsyncIterator[str]:
+async def event_stream(events: AsyncIterator[BinderEvent], keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
     """`data: <json>` per event; `:keepalive` whenever `keepalive` seconds pass without one."""
     queue: asyncio.Queue[BinderEvent | None] = asyncio.Queue()
 

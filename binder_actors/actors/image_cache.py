@@ -41,8 +41,5 @@ class ImageCache:
     async def image_prefix(self) -> str:
         return self.config.image_prefix
 
-    async def forget(self, image: str) -> None:
-        self._known.discard(image)
-
     async def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "known": len(self._known)}

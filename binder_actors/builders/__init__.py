@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
+from binder_actors.names import build_name, image_name
 from binder_actors.providers.base import ResolvedRef
 
 Emit = Callable[[BinderEvent], Awaitable[None]]
@@ -20,6 +21,15 @@ class BuildRequest(BaseModel):
     image: str
     build_name: str
     resolved: ResolvedRef
+
+    @classmethod
+    def for_ref(cls, resolved: ResolvedRef, image_prefix: str = "") -> BuildRequest:
+        """The request for `resolved`, named as BinderHub names its image and build."""
+        return cls(
+            image=image_name(image_prefix, resolved.build_slug, resolved.resolved_ref),
+            build_name=build_name(resolved.build_slug, resolved.resolved_ref),
+            resolved=resolved,
+        )
 
 
 class BuildFailed(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
+
 from tests.helpers import git_spec, read_events
 from tests.integration.conftest import hub_users
 
@@ -15,41 +17,26 @@ def failure(base_url: str, path: str) -> dict:
     return events[-1]
 
 
-def test_unknown_provider_fails_naming_it(base_url):
-    event = failure(base_url, "build/nope/some/thing/HEAD")
-    assert "Unknown provider 'nope'" in event["message"]
-    assert event["status_code"] == 400
-
-
-def test_spec_without_ref_fails_with_help(base_url, requirements_repo):
+@pytest.mark.parametrize(
+    ("path", "message", "status_code"),
+    [
+        ("build/nope/some/thing/HEAD", "Unknown provider 'nope'", 400),
+        ("build/git/{repo_escaped}/", "has no ref", 400),
+        (f"build/git/{quote('ext::sh -c touch% /tmp/pwned', safe='')}/HEAD", "not a repository URL", 400),
+        (f"build/git/{quote('file:///etc', safe='')}/HEAD", "BINDER_ALLOW_LOCAL_REPOS", 400),
+        ("build/git/{repo_escaped}/" + quote("--upload-pack=touch /tmp/x", safe=""), "not a valid git ref", 400),
+        ("build/git/{missing_escaped}/HEAD", "Could not reach the repository", 404),
+        ("build/git/{repo_escaped}/no-such-branch", "Could not resolve ref 'no-such-branch'", 404),
+    ],
+)
+def test_bad_input_fails_saying_what_was_wrong(base_url, requirements_repo, git_server, path, message, status_code):
     repo_url, _ = requirements_repo
-    event = failure(base_url, f"build/git/{quote(repo_url, safe='')}/")
-    assert "has no ref" in event["message"]
-
-
-def test_unsupported_protocol_is_refused_before_git_runs(base_url):
-    event = failure(base_url, f"build/git/{quote('ext::sh -c touch% /tmp/pwned', safe='')}/HEAD")
-    assert "not a repository URL" in event["message"]
-    event = failure(base_url, f"build/git/{quote('file:///etc', safe='')}/HEAD")
-    assert "BINDER_ALLOW_LOCAL_REPOS" in event["message"]
-
-
-def test_ref_that_looks_like_an_option_is_refused(base_url, requirements_repo):
-    repo_url, _ = requirements_repo
-    event = failure(base_url, f"build/git/{git_spec(repo_url, '--upload-pack=touch /tmp/x')}")
-    assert "not a valid git ref" in event["message"]
-
-
-def test_missing_repository_fails_saying_so(base_url, git_server):
-    event = failure(base_url, f"build/git/{git_spec(git_server.url('does-not-exist'), 'HEAD')}")
-    assert "Could not reach the repository" in event["message"]
-    assert event["status_code"] == 404
-
-
-def test_ref_that_does_not_resolve_fails_with_message(base_url, requirements_repo):
-    repo_url, _ = requirements_repo
-    event = failure(base_url, f"build/git/{git_spec(repo_url, 'no-such-branch')}")
-    assert "Could not resolve ref 'no-such-branch'" in event["message"]
+    path = path.format(
+        repo_escaped=quote(repo_url, safe=""), missing_escaped=quote(git_server.url("does-not-exist"), safe="")
+    )
+    event = failure(base_url, path)
+    assert message in event["message"]
+    assert event["status_code"] == status_code
 
 
 def test_failing_pip_install_leaves_no_image_and_no_server(base_url, git_server, stack):

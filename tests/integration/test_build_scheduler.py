@@ -14,7 +14,6 @@ import ray
 from binder_actors.actors.build_scheduler import BuildScheduler
 from binder_actors.actors.ref_resolver import ResolveRequest
 from binder_actors.builders import BuildRequest
-from binder_actors.names import build_name, image_name
 from tests.helpers import git_spec, read_events, wait_for
 
 
@@ -34,11 +33,7 @@ def gated_post_build(pid_file: Path, gate: Path) -> str:
 def request_for(actors, git_server, name: str) -> BuildRequest:
     spec = git_spec(git_server.url(name), "main")
     resolved = ray.get(actors.ref_resolver.resolve.remote(ResolveRequest(provider="git", spec=spec)))
-    return BuildRequest(
-        image=image_name("", resolved.build_slug, resolved.resolved_ref),
-        build_name=build_name(resolved.build_slug, resolved.resolved_ref),
-        resolved=resolved,
-    )
+    return BuildRequest.for_ref(resolved)
 
 
 async def collect(scheduler, request: BuildRequest) -> list:

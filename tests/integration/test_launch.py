@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -120,11 +122,11 @@ def test_launch_page_opens_the_stream_and_knows_where_to_land(base_url, requirem
     repo_url, _ = requirements_repo
     page = httpx.get(base_url + f"v2/git/{git_spec(repo_url, 'main')}?labpath=index.ipynb", timeout=30)
     assert page.status_code == 200
-    assert '"redirectPath": "doc/tree/index.ipynb"' in page.text
-    assert f'"buildUrl": "../../../build/git/{git_spec(repo_url, "main")}"' in page.text
-    # Serve the page's own build URL, resolved as a browser resolves it.
-    build = httpx.URL(str(page.url)).join("../../../build/git/" + git_spec(repo_url, "main"))
-    assert str(build).startswith(base_url + "build/git/")
+    settings = json.loads(re.search(r'<script id="binder-settings"[^>]*>(.*?)</script>', page.text, re.S)[1])
+    assert settings["redirectPath"] == "doc/tree/index.ipynb"
+    # The page's own stream URL, resolved against the page as a browser resolves it, launches.
+    build_path = str(page.url.join(settings["buildUrl"])).removeprefix(base_url)
+    assert read_events(base_url, build_path)[-1]["phase"] == "ready"
 
 
 def test_launch_page_refuses_a_path_that_leaves_the_server(base_url, requirements_repo):
