@@ -19,7 +19,7 @@ from binder_actors.builders import BuildRequest
 from binder_actors.builders.local import LocalBuildExecutor, find_python
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
-from binder_actors.providers.git import GitProvider
+from binder_actors.providers import resolve_once
 from binder_actors.registries.local import LocalImageStore
 from tests.helpers import commit, make_repo
 
@@ -31,9 +31,7 @@ async def _quiet(event: BinderEvent) -> None:
 
 
 def _build(executor: LocalBuildExecutor, repo: Path) -> float:
-    provider = GitProvider()
-    parsed = provider.parse(f"{quote(repo.as_uri(), safe='')}/main", allow_local_repos=True)
-    resolved = asyncio.run(provider.resolve(parsed, timeout=60, allow_local_repos=True))
+    resolved = asyncio.run(resolve_once("git", f"{quote(repo.as_uri(), safe='')}/main", executor.config))
     request = BuildRequest.for_ref(resolved)
     started = time.perf_counter()
     asyncio.run(executor.build(request, _quiet))

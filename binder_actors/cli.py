@@ -179,16 +179,13 @@ def _build(args: argparse.Namespace) -> int:
     from binder_actors.builders import BuildFailed, BuildRequest
     from binder_actors.builders.local import LocalBuildExecutor
     from binder_actors.events import BinderEvent
-    from binder_actors.providers import InvalidSpec, ResolveError
-    from binder_actors.providers.git import GitProvider
+    from binder_actors.providers import InvalidSpec, ResolveError, resolve_once
     from binder_actors.registries.local import LocalImageStore
 
     config = BinderConfig(allow_local_repos=True)
     repo = Path(args.repo).resolve().as_uri() if Path(args.repo).exists() else args.repo
-    provider = GitProvider()
     try:
-        parsed = provider.parse(f"{quote(repo, safe='')}/{quote(args.ref, safe='')}", allow_local_repos=True)
-        resolved = asyncio.run(provider.resolve(parsed, timeout=config.upstream_timeout, allow_local_repos=True))
+        resolved = asyncio.run(resolve_once("git", f"{quote(repo, safe='')}/{quote(args.ref, safe='')}", config))
     except (InvalidSpec, ResolveError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -216,7 +213,7 @@ def _exec(args: argparse.Namespace) -> int:
     store = LocalImageStore(BinderConfig().images_dir)
     image = store.read(args.image)
     if image is None:
-        known = "\n  ".join(store.images()) or "(none yet: `binder-actors build <repo>` makes one)"
+        known = "\n  ".join(store.list_images()) or "(none yet: `binder-actors build <repo>` makes one)"
         print(f"error: no built image {args.image!r} in {store.root}. Built images:\n  {known}", file=sys.stderr)
         return 2
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -29,7 +29,7 @@ from binder_actors.builders import BuildRequest
 from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.links import parse_binder_url
-from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError, get_provider
+from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +63,17 @@ async def launch_events(
     spec: str,
     *,
     image_prefix: str = "",
-    allow_local_repos: bool = False,
     build_only: bool = False,
 ) -> AsyncIterator[BinderEvent]:
-    """Resolve, build if needed, and launch (unless `build_only`); every outcome is an event."""
-    try:
-        get_provider(provider).parse(spec, allow_local_repos=allow_local_repos)
-    except InvalidSpec as error:
-        yield failed(str(error), 400)
-        return
+    """Resolve, build if needed, and launch (unless `build_only`); every outcome is an event.
+
+    Bad specs and refused ones come back from RefResolver as InvalidSpec / ResolveError and
+    end the stream as a `failed` event with their message.
+    """
     try:
         resolved: ResolvedRef = await handles.ref_resolver.resolve.remote(ResolveRequest(provider=provider, spec=spec))
+        if resolved.notice:
+            yield BinderEvent(phase="waiting", message=resolved.notice)
         request = BuildRequest.for_ref(resolved, image_prefix)
         image = request.image
         if await handles.image_cache.exists.remote(image):
@@ -210,7 +210,7 @@ class BinderClient:
 
     async def alaunch(self, link: str) -> AsyncIterator[BinderEvent | LaunchedSession]:
         """The launch's events, as the HTTP stream sends them, then the LaunchedSession if it is ready."""
-        parsed = parse_binder_url(link)
+        parsed = parse_binder_url(link, allow_local_repos=True)  # the service's config decides
         async for event in launch_events(self.handles, parsed.provider, parsed.spec, image_prefix=self.image_prefix):
             yield event
             if event.phase == "ready":
@@ -238,14 +238,14 @@ class BinderClient:
 
     def build(self, link: str) -> Iterator[BinderEvent]:
         """Build the link's image without launching: events ending in `built` (with imageName) or `failed`."""
-        parsed = parse_binder_url(link)
+        parsed = parse_binder_url(link, allow_local_repos=True)  # the service's config decides
         return _sync(
             launch_events(self.handles, parsed.provider, parsed.spec, image_prefix=self.image_prefix, build_only=True)
         )
 
     def resolve(self, link: str) -> ResolvedRef:
         """The commit the link's ref names now; raises InvalidSpec or ResolveError."""
-        parsed = parse_binder_url(link)
+        parsed = parse_binder_url(link, allow_local_repos=True)  # the service's config decides
         try:
             return ray.get(
                 self.handles.ref_resolver.resolve.remote(ResolveRequest(provider=parsed.provider, spec=parsed.spec))

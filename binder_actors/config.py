@@ -43,10 +43,34 @@ class SpecConfig(BaseModel):
     quota: int | None = None
 
 
+class ProviderSettings(BaseModel):
+    """Where each repository provider's upstream lives, and its credentials (never logged).
+
+    Every base URL is configurable, for GitHub Enterprise, self-hosted GitLab, and tests.
+    """
+
+    github_url: str = Field("https://github.com", description="Web URL of GitHub; repositories are cloned from it.")
+    github_api_url: str = Field("https://api.github.com", description="GitHub's REST API.")
+    github_access_token: SecretStr = Field(SecretStr(""), description="GitHub token for the API and clones.")
+    github_client_id: str = Field("", description="GitHub OAuth app id (with the secret: higher rate limit).")
+    github_client_secret: SecretStr = Field(SecretStr(""), description="GitHub OAuth app secret.")
+    gist_url: str = Field("https://gist.github.com", description="Web URL of GitHub gists.")
+    allow_secret_gist: bool = Field(False, description="Launch secret (unlisted) gists too.")
+    gitlab_url: str = Field("https://gitlab.com", description="Web URL of the GitLab instance (API under /api/v4).")
+    gitlab_private_token: SecretStr = Field(SecretStr(""), description="GitLab private token for the API.")
+    doi_resolver_url: str = Field("https://doi.org", description="DOI resolver whose redirects lead to the record.")
+    hydroshare_url: str = Field("https://www.hydroshare.org", description="Web URL and API of HydroShare.")
+    swh_url: str = Field("https://archive.softwareheritage.org", description="Software Heritage (API at /api/1).")
+    swh_token: SecretStr = Field(SecretStr(""), description="Software Heritage API bearer token.")
+    head_fallback: bool = Field(
+        True, description="Retry a `master` or `main` ref that no longer exists with HEAD (BinderHub's fallback)."
+    )
+
+
 class BinderConfig(BaseSettings):
     """Settings of one binder-actors deployment."""
 
-    model_config = SettingsConfigDict(env_prefix="BINDER_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="BINDER_", env_nested_delimiter="__", extra="forbid")
 
     host: str = Field("127.0.0.1", description="Address Serve's HTTP proxy binds to.")
     port: int = Field(8000, description="Port of the Binder HTTP service (Serve's proxy).")
@@ -67,16 +91,83 @@ class BinderConfig(BaseSettings):
     cull_concurrency: int = Field(10, description="Servers culled at once, at most.")
 
     ref_cache_ttl: float = Field(60.0, description="Seconds a resolved ref is reused.")
+    ref_miss_ttl: float = Field(30.0, description="Seconds a ref that could not be found is answered from cache.")
+    providers: ProviderSettings = Field(
+        default_factory=ProviderSettings,
+        description="Upstream URLs and credentials per provider (env: BINDER_PROVIDERS__GITHUB_API_URL, ...).",
+    )
+    banned_specs: list[str] = Field(
+        default_factory=list, description="Regexes (case-insensitive, matched at the start) of specs refused."
+    )
+    allowed_specs: list[str] = Field(
+        default_factory=list, description="When set, only specs matching one of these regexes may launch."
+    )
     upstream_timeout: float = Field(30.0, description="Seconds an upstream call (git, APIs) may take.")
     allow_local_repos: bool = Field(
         False, description="Accept file:// URLs and local paths as repositories (development only)."
     )
 
-    builder: Literal["local"] = Field("local", description="Build backend: local (uv environments).")
+    builder: Literal["local", "kubernetes"] = Field(
+        "local", description="Build backend: local (uv environments) or kubernetes (repo2docker build pods)."
+    )
     image_prefix: str = Field("", description="Prefix of every image name (a registry path).")
+    registry: Literal["local", "oci"] = Field(
+        "local", description="Where ImageCache looks images up: local (the store on disk) or oci (registry_url)."
+    )
+    registry_url: str = Field("", description="OCI distribution API registry, e.g. https://registry.example.org.")
+    registry_username: str = Field("", description="User for the registry (Basic auth or its token service).")
+    registry_password: SecretStr = Field(
+        SecretStr(""), description="Password or access token of registry_username (never logged)."
+    )
+    registry_token_url: str = Field(
+        "", description="Token service URL to use instead of the realm the registry names (empty: the realm)."
+    )
+    image_cache_hit_ttl: float = Field(86400.0, description="Seconds ImageCache trusts that an image exists.")
+    image_cache_miss_ttl: float = Field(
+        10.0, description="Seconds ImageCache trusts that an image is missing (0: ask the registry every time)."
+    )
     python_version: str = Field("3.10", description="Python of a repository that does not ask.")
     build_timeout: int = Field(1800, description="Seconds a build may run before it is killed.")
     max_concurrent_builds: int = Field(2, description="Builds running at once; the rest queue.")
+    kube_namespace: str = Field("binder", description="Kubernetes namespace of the build pods (builder: kubernetes).")
+    build_image: str = Field(
+        "quay.io/jupyterhub/repo2docker:2024.07.0", description="repo2docker image of the build pods, at a pinned tag."
+    )
+    build_push: bool = Field(True, description="Build pods push the image to the registry of image_prefix (--push).")
+    build_push_secret: str = Field(
+        "binder-build-docker-config",
+        description="Secret holding a docker config.json, mounted at /root/.docker in build pods; empty: none.",
+    )
+    build_registry_credentials: SecretStr = Field(
+        SecretStr(""),
+        description="JSON {registry, username, password} given to build pods as CONTAINER_ENGINE_REGISTRY_CREDENTIALS.",
+    )
+    build_git_credentials: SecretStr = Field(
+        SecretStr(""), description="git credential-helper lines (username=..., password=...) for private repositories."
+    )
+    build_docker_socket: Literal["host", "dind", "podman", "none"] = Field(
+        "host", description="Container engine socket of build pods: the node's docker, a dind or podman daemonset, none"
+    )
+    build_docker_socket_path: str = Field(
+        "", description="Node path of that socket; empty: the default of build_docker_socket."
+    )
+    build_memory_request: str = Field("", description="Memory request of a build pod (Kubernetes quantity, e.g. 1Gi).")
+    build_memory_limit: str = Field("", description="Memory limit of a build pod and its docker build (e.g. 2Gi).")
+    build_node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels build pods require.")
+    build_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerations of build pods, as in a pod spec (key, operator, value, effect)."
+    )
+    build_service_account: str = Field("", description="Service account of build pods; empty: the namespace default.")
+    build_appendix: str = Field("", description="Dockerfile lines appended to every build (repo2docker --appendix).")
+    build_extra_args: list[str] = Field(default_factory=list, description="More repo2docker arguments, before the URL.")
+    build_image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Secrets for pulling build_image from a private registry."
+    )
+    build_sticky_nodes: list[str] = Field(
+        default_factory=list,
+        description="Builder node names; each repository prefers one of them (rendezvous hashing) to reuse its cache.",
+    )
+    build_max_age: int = Field(14400, description="Seconds after which a leftover build pod is deleted on restart.")
 
     hub_url: str = Field(
         "",
@@ -99,7 +190,7 @@ class BinderConfig(BaseSettings):
         default_factory=list, description="Regexes (case-insensitive) of specs that get per_repo_quota_higher."
     )
     spec_config: list[SpecConfig] = Field(
-        default_factory=list, description="Per-spec overrides: [{pattern: regex, quota: N}], first match wins."
+        default_factory=list, description="Per-spec overrides: [{pattern: regex, quota: N}]; the last match wins."
     )
     cull_max_age: int = Field(0, description="Seconds after which a server is culled however active (0: never).")
     session_idle_timeout: int = Field(

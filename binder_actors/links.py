@@ -6,11 +6,13 @@ opens `doc/tree/<path>` and `filepath` opens `tree/<path>` (a trailing slash dro
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import BaseModel
 
-from binder_actors.providers.base import InvalidSpec
+from binder_actors.config import ProviderSettings
+from binder_actors.providers import InvalidSpec, parse_spec
 
 # What JavaScript's encodeURI leaves alone, so paths are encoded as BinderHub's client does.
 _ENCODE_URI_SAFE = ";,/?:@&=+$-_.!~*'()#"
@@ -39,27 +41,49 @@ def redirect_path(urlpath: str | None = None, labpath: str | None = None, filepa
 
 
 class BinderLink(BaseModel):
-    """A whole Binder URL taken apart."""
+    """A whole Binder URL taken apart: what it launches and where the browser ends up."""
 
     provider: str
-    spec: str
+    spec: str  # still percent-encoded, as in the URL
+    repo_url: str
+    unresolved_ref: str
+    build_slug: str
     redirect_path: str
 
 
-def parse_binder_url(url: str) -> BinderLink:
-    """Provider, spec (still percent-encoded) and landing path of `https://host[/prefix]/v2/<provider>/<spec>`.
+_LEGACY_RE = re.compile(r"(?:^|/)repo/(?P<user>[^/]+)/(?P<repo>[^/]+)(?P<path>/.*)?$")
 
-    Also takes `<provider>/<spec>` alone. Raises InvalidSpec when the URL is not a Binder link.
-    """
-    parts = urlsplit(url)
-    path = parts.path
+
+def _provider_and_spec(url: str, path: str) -> tuple[str, str, str | None]:
+    """(provider, spec, legacy urlpath) from a URL path; the legacy form means gh at master."""
     if "/v2/" in f"/{path}":
-        path = f"/{path}".split("/v2/", 1)[1]
-    elif parts.scheme:
-        raise InvalidSpec(f"{url!r} is not a Binder link: it has no /v2/<provider>/<spec> part.")
-    provider, _, spec = path.strip("/").partition("/")
+        rest = f"/{path}".split("/v2/", 1)[1]
+    else:
+        legacy = _LEGACY_RE.search(path)
+        if legacy:
+            spec = f"{legacy['user']}/{legacy['repo']}/master"
+            return "gh", spec, (legacy["path"] or "").strip("/") or None
+        if urlsplit(url).scheme:
+            raise InvalidSpec(f"{url!r} is not a Binder link: it has no /v2/<provider>/<spec> part.")
+        rest = path
+    provider, _, spec = rest.strip("/").partition("/")
     if not provider or not spec:
         raise InvalidSpec(f"{url!r} is not a Binder link: expected /v2/<provider>/<spec>.")
+    return provider, spec.rstrip("/"), None
+
+
+def parse_binder_url(
+    url: str, *, settings: ProviderSettings | None = None, allow_local_repos: bool = False
+) -> BinderLink:
+    """Take apart a Binder URL of any deployment, as BinderHub and its browser client read it.
+
+    Takes `https://host[/prefix]/v2/<provider>/<spec>[?urlpath=|labpath=|filepath=]`, the legacy
+    `https://host/repo/<user>/<repo>[/path]` (GitHub at master, the path as urlpath), and
+    `<provider>/<spec>` alone. Raises InvalidSpec when the URL is not a Binder link.
+    """
+    parts = urlsplit(url.strip())
+    provider, spec, legacy_urlpath = _provider_and_spec(url, parts.path)
+    parsed = parse_spec(provider, spec, settings=settings, allow_local_repos=allow_local_repos)
     query = parse_qs(parts.query)
 
     def first(name: str) -> str | None:
@@ -68,5 +92,8 @@ def parse_binder_url(url: str) -> BinderLink:
     return BinderLink(
         provider=provider,
         spec=spec,
-        redirect_path=redirect_path(first("urlpath"), first("labpath"), first("filepath")),
+        repo_url=parsed.repo_url,
+        unresolved_ref=parsed.unresolved_ref,
+        build_slug=parsed.build_slug,
+        redirect_path=redirect_path(legacy_urlpath or first("urlpath"), first("labpath"), first("filepath")),
     )

@@ -13,10 +13,24 @@ def matches(pattern: str, spec: str) -> bool:
 
 
 def repo_quota(spec: str, config: BinderConfig) -> int:
-    """Sessions one repository may have at once; 0 means no limit."""
+    """Sessions one repository may have at once; 0 means no limit.
+
+    As BinderHub: high_quota_specs pick the higher default, then every spec_config entry that
+    matches overrides it in order, so the last match wins.
+    """
+    quota = config.per_repo_quota
+    if any(matches(pattern, spec) for pattern in config.high_quota_specs):
+        quota = config.per_repo_quota_higher
     for override in config.spec_config:
         if matches(override.pattern, spec) and override.quota is not None:
-            return override.quota
-    if any(matches(pattern, spec) for pattern in config.high_quota_specs):
-        return config.per_repo_quota_higher
-    return config.per_repo_quota
+            quota = override.quota
+    return quota
+
+
+def refusal(spec: str, config: BinderConfig) -> str | None:
+    """Why `spec` may not launch here (banned_specs, allowed_specs), or None when it may."""
+    if any(matches(pattern, spec) for pattern in config.banned_specs):
+        return f"Sorry, {spec} has been temporarily disabled from launching. Please contact admins for more info!"
+    if config.allowed_specs and not any(matches(pattern, spec) for pattern in config.allowed_specs):
+        return f"Sorry, {spec} is not allowed to launch on this Binder: it is not in the list of allowed repositories."
+    return None

@@ -22,7 +22,7 @@ from binder_actors.client import launch_events
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed
 from binder_actors.links import redirect_path
-from binder_actors.providers import InvalidSpec, get_provider
+from binder_actors.providers import InvalidSpec, parse_spec
 from serve_app.paths import provider_and_spec
 from serve_app.sse import SSE_HEADERS, event_stream
 
@@ -72,7 +72,6 @@ class BinderIngress:
                 provider,
                 spec,
                 image_prefix=self.config.image_prefix,
-                allow_local_repos=self.config.allow_local_repos,
             )
         except InvalidSpec as error:
             events = _single(failed(str(error), 400))
@@ -83,7 +82,7 @@ class BinderIngress:
         """The page a Binder link opens: it follows the stream and sends the browser on."""
         try:
             provider, spec = provider_and_spec(_raw_path(request), "v2")
-            get_provider(provider).parse(spec, allow_local_repos=self.config.allow_local_repos)
+            parse_spec(provider, spec, settings=self.config.providers, allow_local_repos=self.config.allow_local_repos)
             query = request.query_params
             landing = redirect_path(query.get("urlpath"), query.get("labpath"), query.get("filepath"))
         except InvalidSpec as error:

@@ -17,6 +17,7 @@ def provider_and_spec(raw_path: str, marker: str) -> tuple[str, str]:
     if not found:
         raise InvalidSpec(f"The path must look like /{marker}/<provider>/<spec>.")
     provider, slash, spec = rest.partition("/")
+    spec = spec.rstrip("/")  # `/v2/gh/org/repo/HEAD/` is the same link; no ref ends in a slash
     if not provider or not slash or not spec:
         raise InvalidSpec(f"The path must look like /{marker}/<provider>/<spec>; the spec is missing.")
     if len(spec) > MAX_SPEC_LENGTH:

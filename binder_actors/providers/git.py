@@ -11,7 +11,9 @@ import os
 import re
 from urllib.parse import quote, unquote, urlparse
 
-from binder_actors.providers.base import InvalidSpec, ParsedSpec, ResolvedRef, ResolveError
+from binder_actors.config import ProviderSettings
+from binder_actors.providers.base import InvalidSpec, ParsedSpec, ProviderLabels, ResolvedRef, ResolveError, pinned
+from binder_actors.providers.upstream import Upstream, check_redirect_target
 
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 _SCP_LIKE_RE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)$")
@@ -106,8 +108,12 @@ async def ls_remote(url: str, ref: str, *, timeout: float, allow_local_repos: bo
 class GitProvider:
     prefix = "git"
     display_name = "Git repository"
+    labels = ProviderLabels(text="Arbitrary git repository URL (http://git.example.com/repo)")
+    head_fallback = True
 
-    def parse(self, spec: str, *, allow_local_repos: bool = False) -> ParsedSpec:
+    def parse(
+        self, spec: str, settings: ProviderSettings | None = None, *, allow_local_repos: bool = False
+    ) -> ParsedSpec:
         escaped_url, slash, escaped_ref = spec.partition("/")
         if not slash or not escaped_ref:
             raise InvalidSpec(
@@ -124,27 +130,29 @@ class GitProvider:
             build_slug=repo_url,
         )
 
-    async def resolve(self, parsed: ParsedSpec, *, timeout: float, allow_local_repos: bool = False) -> ResolvedRef:
-        ref = parsed.unresolved_ref
-        if SHA1_RE.match(ref):
-            resolved = ref
-        else:
-            output = await ls_remote(parsed.repo_url, ref, timeout=timeout, allow_local_repos=allow_local_repos)
-            found = pick_sha(output, ref)
-            if found is None:
-                raise ResolveError(
-                    f"Could not resolve ref {ref!r} in {parsed.repo_url}: no branch, tag or "
-                    "HEAD by that name. Double check the ref, or use a full commit sha.",
-                    404,
-                )
-            resolved = found
-        return ResolvedRef(
-            provider=self.prefix,
-            spec=parsed.spec,
-            repo_url=parsed.repo_url,
-            unresolved_ref=ref,
-            resolved_ref=resolved,
-            build_slug=parsed.build_slug,
+    async def resolve(self, parsed: ParsedSpec, upstream: Upstream) -> ResolvedRef:
+        if urlparse(parsed.repo_url).scheme in ("http", "https"):
+            # git servers on private networks are normal; link-local and metadata addresses never are
+            check_redirect_target(parsed.repo_url, allow_private=True)
+        resolved = await resolve_git_ref(parsed.repo_url, parsed.unresolved_ref, upstream)
+        return pinned(
+            parsed,
+            resolved,
             ref_url=parsed.repo_url,
             persistent_spec=f"{quote(parsed.repo_url, safe='')}/{resolved}",
         )
+
+
+async def resolve_git_ref(repo_url: str, ref: str, upstream: Upstream) -> str:
+    """The commit `ref` names in the repository: a full sha as is, anything else by `git ls-remote`."""
+    if SHA1_RE.match(ref):
+        return ref
+    output = await ls_remote(repo_url, ref, timeout=upstream.timeout, allow_local_repos=upstream.allow_local_repos)
+    found = pick_sha(output, ref)
+    if found is None:
+        raise ResolveError(
+            f"Could not resolve ref {ref!r} in {repo_url}: no branch, tag or "
+            "HEAD by that name. Double check the ref, or use a full commit sha.",
+            404,
+        )
+    return found

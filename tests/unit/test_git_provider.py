@@ -44,10 +44,6 @@ def test_local_paths_only_when_allowed():
     assert parsed.repo_url == "file:///srv/repo"
 
 
-def test_unknown_provider_lists_the_known_ones():
-    with pytest.raises(InvalidSpec, match="Unknown provider 'svn'. Supported providers: git"):
-        parse_spec("svn", "x/y")
-
 
 LS_REMOTE = (
     "1111111111111111111111111111111111111111\tHEAD\n"

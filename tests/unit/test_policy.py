@@ -1,7 +1,7 @@
 import pytest
 
 from binder_actors.config import BinderConfig, SpecConfig
-from binder_actors.policy import repo_quota
+from binder_actors.policy import refusal, repo_quota
 
 CONFIG = BinderConfig(
     per_repo_quota=10,
@@ -33,3 +33,34 @@ def test_quota_settings_come_from_json_env_vars(monkeypatch):
     monkeypatch.setenv("BINDER_PER_REPO_QUOTA_HIGHER", "7")
     config = BinderConfig()
     assert (repo_quota("org/small/HEAD", config), repo_quota("org/big/HEAD", config)) == (7, 99)
+
+
+def test_the_last_matching_spec_config_wins():
+    config = BinderConfig(
+        per_repo_quota=10,
+        spec_config=[SpecConfig(pattern="^jupyterhub.*", quota=999), SpecConfig(pattern="^jupyterh.*", quota=5)],
+    )
+    assert repo_quota("jupyterhub/zero-to-jupyterhub-k8s/v0.4", config) == 5
+    assert repo_quota("totallynotjupyterhub/zero-to-jupyterhub-k8s/v0.4", config) == 10
+
+
+SPEC = "jupyterhub/zero-to-jupyterhub-k8s/v0.4"
+
+
+@pytest.mark.parametrize(
+    ("banned", "allowed", "refused"),
+    [
+        ([], [], False),
+        (["^yuvipanda.*"], [], False),
+        (["^jupyterhub.*"], [], True),
+        ([], ["^jupyterhub.*"], False),
+        ([], ["^yuvipanda.*"], True),
+        ([".*zero-to-.*"], ["^jupyterhub.*"], True),  # banned wins over allowed
+        ([".*ZERO-TO.*"], [], True),  # case-insensitive
+    ],
+)
+def test_banned_and_allowed_specs_as_binderhub(banned, allowed, refused):
+    message = refusal(SPEC, BinderConfig(banned_specs=banned, allowed_specs=allowed))
+    assert (message is not None) == refused
+    if message:
+        assert SPEC in message

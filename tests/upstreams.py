@@ -1,0 +1,158 @@
+"""Local stand-ins for the public hosts resolution talks to, answering with their APIs' shapes.
+
+One HTTP server on 127.0.0.1 plays GitHub's REST API, GitLab's API v4, doi.org and the Zenodo,
+Figshare, Dataverse, HydroShare, CKAN and Software Heritage endpoints a resolution reads. Tests
+fill its tables and read its request log; nothing here knows about binder-actors' code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from binder_actors.embedded import free_port
+
+
+@dataclass
+class UpstreamTables:
+    github_refs: dict[str, dict[str, str]] = field(default_factory=dict)  # "user/repo" -> ref -> sha
+    gists: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"public": bool, "versions": [...]}
+    gitlab_refs: dict[str, dict[str, str]] = field(default_factory=dict)  # "group/project" -> ref -> sha
+    dois: dict[str, str] = field(default_factory=dict)  # doi -> landing path or absolute URL
+    dataverse: dict[str, dict[str, Any]] = field(default_factory=dict)  # "doi:..." -> dataset "data"
+    hydroshare_modified: dict[str, str] = field(default_factory=dict)  # resource id -> modified date
+    ckan_modified: dict[str, str] = field(default_factory=dict)  # dataset id -> metadata_modified
+    ckan_activities: dict[str, str] = field(default_factory=dict)  # activity id -> timestamp
+    swh: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<kind>/<hash>" -> API document
+    github_rate_limited: bool = False
+    github_delay: threading.Event | None = None  # when set, GitHub answers wait until it is set
+
+
+class UpstreamServer:
+    def __init__(self) -> None:
+        self.tables = UpstreamTables()
+        self.requests: Counter[str] = Counter()  # "METHOD path" -> count
+        self.statuses: Counter[int] = Counter()
+        self.headers_seen: list[dict[str, str]] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def count(self, prefix: str) -> int:
+        return sum(n for key, n in self.requests.items() if key.split(" ", 1)[1].startswith(prefix))
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                upstream.requests[f"GET {parts.path}"] += 1
+                upstream.headers_seen.append(dict(self.headers.items()))
+                status, headers, body = upstream.answer(parts.path, parse_qs(parts.query), dict(self.headers.items()))
+                upstream.statuses[status] += 1
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                payload = b"" if body is None else json.dumps(body).encode()
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+    # --- the APIs ---------------------------------------------------------------------------------
+
+    def answer(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, dict, Any]:
+        segments = [unquote(s) for s in path.strip("/").split("/")]
+        if segments[:1] == ["repos"] and len(segments) >= 5 and segments[3] == "commits":
+            return self._github_commit(f"{segments[1]}/{segments[2]}", "/".join(segments[4:]), headers)
+        if segments[:1] == ["gists"] and len(segments) == 2:
+            return self._gist(segments[1])
+        if path.startswith("/api/v4/projects/"):
+            return self._gitlab(path)
+        if segments[:1] == ["doi"]:
+            landing = self.tables.dois.get("/".join(segments[1:]))
+            if landing is None:
+                return 404, {}, {"message": "DOI not found"}
+            return 302, {"Location": landing if "://" in landing else self.url + landing}, None
+        if segments[:1] == ["records"] or segments[:1] == ["articles"] or path == "/dataset.xhtml":
+            return 200, {}, {"landing": path}
+        if path == "/api/datasets/:persistentId":
+            data = self.tables.dataverse.get(query.get("persistentId", [""])[0])
+            return (200, {}, {"status": "OK", "data": data}) if data else (404, {}, {"status": "ERROR"})
+        if segments[:2] == ["hsapi", "resource"] and segments[3:] == ["scimeta", "elements"]:
+            modified = self.tables.hydroshare_modified.get(segments[2])
+            if modified is None:
+                return 404, {}, {"detail": "Not found."}
+            dates = [
+                {"type": "created", "start_date": "2019-01-01T00:00:00.000000Z"},
+                {"type": "modified", "start_date": modified},
+            ]
+            return 200, {}, {"dates": dates}
+        if path.startswith("/ckan/api/3/action/"):
+            return self._ckan(segments[-1], query)
+        if segments[:2] == ["api", "1"] and len(segments) == 4:
+            document = self.tables.swh.get(f"{segments[2]}/{segments[3]}")
+            return (200, {}, document) if document else (404, {}, {"exception": "NotFoundExc"})
+        return 404, {}, {"message": "Not Found"}
+
+    def _github_commit(self, repo: str, ref: str, headers: dict[str, str]) -> tuple[int, dict, Any]:
+        if self.tables.github_delay is not None:
+            self.tables.github_delay.wait(30)
+        limits = {"x-ratelimit-limit": "60", "x-ratelimit-remaining": "59", "x-ratelimit-reset": "0"}
+        if self.tables.github_rate_limited:
+            limits.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 17 * 60)})
+            return 403, limits, {"message": "API rate limit exceeded"}
+        sha = self.tables.github_refs.get(repo, {}).get(ref)
+        if sha is None:
+            status = 422 if repo in self.tables.github_refs else 404
+            return status, limits, {"message": "No commit found for SHA: " + ref}
+        etag = '"' + hashlib.sha256(sha.encode()).hexdigest()[:16] + '"'
+        if headers.get("If-None-Match") == etag:
+            return 304, {**limits, "ETag": etag}, None
+        return 200, {**limits, "ETag": etag}, {"sha": sha, "commit": {"message": "a commit"}}
+
+    def _gist(self, gist_id: str) -> tuple[int, dict, Any]:
+        gist = self.tables.gists.get(gist_id)
+        if gist is None:
+            return 404, {}, {"message": "Not Found"}
+        history = [{"version": version} for version in gist["versions"]]
+        return 200, {}, {"id": gist_id, "public": gist["public"], "history": history}
+
+    def _gitlab(self, path: str) -> tuple[int, dict, Any]:
+        rest = path.removeprefix("/api/v4/projects/")
+        project, found, ref = rest.partition("/repository/commits/")
+        sha = self.tables.gitlab_refs.get(unquote(project), {}).get(unquote(ref)) if found else None
+        if sha is None:
+            return 404, {}, {"message": "404 Commit Not Found"}
+        return 200, {}, {"id": sha, "short_id": sha[:8]}
+
+    def _ckan(self, action: str, query: dict[str, list[str]]) -> tuple[int, dict, Any]:
+        key = query.get("id", [""])[0]
+        if action == "package_show" and key in self.tables.ckan_modified:
+            return (
+                200,
+                {},
+                {"success": True, "result": {"name": key, "metadata_modified": self.tables.ckan_modified[key]}},
+            )
+        if action == "activity_show" and key in self.tables.ckan_activities:
+            return 200, {}, {"success": True, "result": {"id": key, "timestamp": self.tables.ckan_activities[key]}}
+        return 404, {}, {"success": False, "error": {"message": "Not found", "__type": "Not Found Error"}}
