@@ -1,5 +1,6 @@
 # Every target sets itself up on a fresh machine (idempotently): a .venv with the project, and
-# configurable-http-proxy from npm inside the project. Prerequisites: Python >= 3.10, git, Node.js + npm.
+# configurable-http-proxy from npm inside the project. Prerequisites: Python >= 3.10, git, Node.js + npm,
+# and Debian's docker-registry for the registry tests (.ci/run installs the system packages on CI).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -114,6 +114,7 @@ class BuildScheduler:
                 await self.executor.build(request, run.emit)
             finally:
                 await self._release_slot()
+            await self._tell_image_cache(request.image)
             await run.finish(
                 BinderEvent(phase="built", message="Built image, launching...\n", image_name=request.image)
             )
@@ -126,6 +127,17 @@ class BuildScheduler:
             await run.finish(failed("The build stopped on an internal error; please retry.", 500))
         finally:
             self._runs.pop(request.image, None)
+
+    async def _tell_image_cache(self, image: str) -> None:
+        """ImageCache may hold a miss for the image from before the build: have it ask the registry again."""
+        try:
+            image_cache = ray.get_actor("ImageCache", namespace=self.config.namespace)
+        except ValueError:  # a scheduler without the other actors (tests): no cache to tell
+            return
+        try:
+            await image_cache.refresh.remote(image)
+        except Exception as error:  # the build stands; a cached miss expires after BINDER_IMAGE_CACHE_MISS_TTL
+            log.warning("could not refresh ImageCache image=%s error=%s", image, error)
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def running(self) -> list[str]:

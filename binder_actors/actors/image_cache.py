@@ -1,6 +1,8 @@
-"""ImageCache: does this image exist? A positive cache over the registry, the source of truth."""
+"""ImageCache: does this image exist? A TTL cache of hits and misses over the registry, the source of truth."""
 
 from __future__ import annotations
+
+import time
 
 import ray
 
@@ -8,11 +10,36 @@ from binder_actors.config import BinderConfig
 from binder_actors.logs import setup_logging
 from binder_actors.registries import ImageRegistry
 from binder_actors.registries.local import LocalImageStore
+from binder_actors.registries.oci import OCIRegistry
 
 
 def make_registry(config: BinderConfig) -> ImageRegistry:
-    registries = {"local": lambda: LocalImageStore(config.images_dir)}
-    return registries[config.builder]()
+    """The registry the config names (BINDER_REGISTRY)."""
+    registries = {
+        "local": lambda: LocalImageStore(config.images_dir),
+        "oci": lambda: OCIRegistry(
+            config.registry_url,
+            username=config.registry_username,
+            password=config.registry_password.get_secret_value(),
+            token_url=config.registry_token_url,
+            timeout=config.upstream_timeout,
+        ),
+    }
+    return registries[config.registry]()
+
+
+def _fresh(entries: dict[str, float], image: str, now: float) -> bool:
+    return entries.get(image, 0.0) > now
+
+
+def _remember(entries: dict[str, float], image: str, expiry: float, now: float) -> None:
+    """Insert at the end; with one TTL per dict, insertion order is expiry order, so pruning stops early."""
+    entries.pop(image, None)
+    entries[image] = expiry
+    for stale in list(entries):
+        if entries[stale] > now:
+            break
+        del entries[stale]
 
 
 class ImageCache:
@@ -20,26 +47,46 @@ class ImageCache:
         setup_logging()
         self.config = config
         self.registry = make_registry(config)
-        self._known: set[str] = set()
+        self._found: dict[str, float] = {}  # image -> monotonic expiry
+        self._missing: dict[str, float] = {}
         self.hits = 0
         self.misses = 0
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def exists(self, image: str) -> bool:
         """True when the image is built and launchable; never raises for "not found"."""
-        if image in self._known or await self.registry.exists(image):
-            self._known.add(image)
+        now = time.monotonic()
+        if _fresh(self._found, image, now):
             self.hits += 1
             return True
-        self.misses += 1
-        return False
+        if _fresh(self._missing, image, now):
+            self.misses += 1
+            return False
+        return await self.refresh(image)
+
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
+    async def refresh(self, image: str) -> bool:
+        """Ask the registry now, whatever is cached (BuildScheduler calls it once a build is done)."""
+        found = await self.registry.exists(image)
+        now = time.monotonic()
+        if _fresh(self._found, image, now):
+            # Found by a refresh that ran while this one waited (a build finished): a later answer.
+            found = True
+        if found:
+            self._missing.pop(image, None)
+            _remember(self._found, image, now + self.config.image_cache_hit_ttl, now)
+            self.hits += 1
+        else:
+            _remember(self._missing, image, now + self.config.image_cache_miss_ttl, now)
+            self.misses += 1
+        return found
 
     async def images(self) -> list[str]:
         """Every complete image in the registry."""
-        return self.registry.images()
+        return await self.registry.images()
 
     async def image_prefix(self) -> str:
         return self.config.image_prefix
 
     async def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "known": len(self._known)}
+        return {"hits": self.hits, "misses": self.misses, "known": len(self._found), "missing": len(self._missing)}

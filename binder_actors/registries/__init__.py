@@ -10,6 +10,6 @@ class ImageRegistry(Protocol):
         """True when the image is complete and launchable; never raises for "not found"."""
         ...
 
-    def images(self) -> list[str]:
-        """Every complete image."""
+    async def images(self) -> list[str]:
+        """Every complete image (a registry that does not offer listing may answer [])."""
         ...

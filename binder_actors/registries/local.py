@@ -6,6 +6,7 @@ so a folder without it is a build in progress or a failed one, never an image.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -61,7 +62,10 @@ class LocalImageStore:
         partial.write_text(built.model_dump_json(indent=2))
         os.replace(partial, target)
 
-    def images(self) -> list[str]:
+    async def images(self) -> list[str]:
+        return await asyncio.to_thread(self.list_images)
+
+    def list_images(self) -> list[str]:
         if not self.root.is_dir():
             return []
         found = []
