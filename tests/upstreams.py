@@ -1,23 +1,28 @@
 """Local stand-ins for the public hosts resolution talks to, answering with their APIs' shapes.
 
 One HTTP server on 127.0.0.1 plays GitHub's REST API, GitLab's API v4, doi.org and the Zenodo,
-Figshare, Dataverse, HydroShare, CKAN and Software Heritage endpoints a resolution reads. Tests
-fill its tables and read its request log; nothing here knows about binder-actors' code.
+Figshare, Dataverse, HydroShare, CKAN and Software Heritage endpoints a resolution reads, and
+serves the git repositories under its root over smart HTTP (`git http-backend`), as github.com
+does. Tests fill its tables and read its request log; nothing here knows about binder-actors' code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from binder_actors.embedded import free_port
+from tests.helpers import make_repo
 
 
 @dataclass
@@ -36,7 +41,8 @@ class UpstreamTables:
 
 
 class UpstreamServer:
-    def __init__(self) -> None:
+    def __init__(self, git_root: Path | None = None) -> None:
+        self.git_root = git_root
         self.tables = UpstreamTables()
         self.requests: Counter[str] = Counter()  # "METHOD path" -> count
         self.statuses: Counter[int] = Counter()
@@ -52,6 +58,13 @@ class UpstreamServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def add_github_repo(self, name: str, files: dict[str, str]) -> str:
+        """A real repository `user/repo`, clonable at `<url>/user/repo` and known to the commits API."""
+        assert self.git_root is not None, "UpstreamServer(git_root=...) serves repositories"
+        sha = make_repo(self.git_root, name, files)
+        self.tables.github_refs[name] = {"HEAD": sha, "main": sha}
+        return sha
+
     def count(self, prefix: str) -> int:
         return sum(n for key, n in self.requests.items() if key.split(" ", 1)[1].startswith(prefix))
 
@@ -62,7 +75,13 @@ class UpstreamServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
+            def do_POST(self) -> None:
+                self._git()
+
             def do_GET(self) -> None:
+                if "/info/refs" in self.path or self.path.endswith("/git-upload-pack"):
+                    self._git()
+                    return
                 parts = urlsplit(self.path)
                 upstream.requests[f"GET {parts.path}"] += 1
                 upstream.headers_seen.append(dict(self.headers.items()))
@@ -76,7 +95,47 @@ class UpstreamServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _git(self) -> None:
+                parts = urlsplit(self.path)
+                upstream.requests[f"{self.command} {parts.path}"] += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                status, headers, body = upstream.git_http(
+                    self.command, parts.path, parts.query, self.headers.get("Content-Type", ""), self.rfile.read(length)
+                )
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
         return Handler
+
+    def git_http(self, method: str, path: str, query: str, content_type: str, body: bytes) -> tuple[int, list, bytes]:
+        """One smart-HTTP request answered by `git http-backend` (a CGI program) over `git_root`."""
+        if self.git_root is None:
+            return 404, [], b""
+        environment = {
+            "PATH": os.environ["PATH"],
+            "GIT_PROJECT_ROOT": str(self.git_root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": content_type,
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        result = subprocess.run(["git", "http-backend"], input=body, env=environment, capture_output=True, timeout=60)
+        head, _, payload = result.stdout.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value.strip()))
+        return status, headers, payload
 
     # --- the APIs ---------------------------------------------------------------------------------
 

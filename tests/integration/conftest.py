@@ -9,9 +9,10 @@ import pytest
 import ray
 
 from binder_actors.actors import ActorHandles, get_actors
-from binder_actors.config import BinderConfig
+from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.embedded import EmbeddedStack, free_port, start_embedded
 from tests.helpers import GitServer, start_git_server
+from tests.upstreams import UpstreamServer
 
 REQUIREMENTS_REPO = {
     "requirements.txt": "tabulate==0.9.0\n",
@@ -27,13 +28,22 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamServer]:
+    """GitHub's API and git-over-HTTP on 127.0.0.1: the stack's `gh` provider points here."""
+    server = UpstreamServer(git_root=tmp_path_factory.mktemp("github"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer) -> Iterator[EmbeddedStack]:
     config = BinderConfig(
         data_dir=tmp_path_factory.mktemp("binder-data"),
         port=free_port(),
         ray_num_cpus=2,
         cull_every=3600,
         namespace="binder",
+        providers=ProviderSettings(github_url=github.url, github_api_url=github.url),
     )
     running = start_embedded(config)
     yield running

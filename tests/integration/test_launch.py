@@ -142,3 +142,25 @@ def test_images_are_stored_once_per_resolved_ref(stack, requirements_repo):
     expected = image_name("", repo_url, sha)
     markers = [p.name for p in stack.config.images_dir.iterdir()]
     assert sum(expected.split(":")[0] in name for name in markers) == 1
+
+
+def test_github_link_launches_as_on_mybinder(base_url, github):
+    sha = github.add_github_repo("binder-examples/requirements", REQUIREMENTS_REPO)
+    events = read_events(base_url, "build/gh/binder-examples/requirements/HEAD")
+    assert phases(events) == PHASES, events[-1]
+    ready = events[-1]
+    assert ready["image"] == f"binder-2dexamples-2drequirements-55ab5c:{sha}"  # BinderHub's name for it
+    assert ready["repo_url"] == f"{github.url}/binder-examples/requirements"
+    assert ready["binder_ref_url"] == f"{github.url}/binder-examples/requirements/tree/{sha}"
+    assert ready["binder_persistent_request"] == f"v2/gh/binder-examples/requirements/{sha}"
+    assert run_in_kernel(ready["url"], ready["token"], "import tabulate; print(tabulate.__version__)").strip() == "0.9.0"
+
+
+def test_link_to_a_renamed_master_branch_still_launches_and_says_so(base_url, github):
+    sha = github.add_github_repo("old-docs/renamed", REQUIREMENTS_REPO)  # has HEAD and main, no master
+    events = read_events(base_url, "build/gh/old-docs/renamed/master")
+    notice = next(e for e in events if e["phase"] == "waiting")
+    assert "Trying again with HEAD" in notice["message"] and "update your links" in notice["message"]
+    assert events[-1]["phase"] == "ready", events[-1]
+    assert events[-1]["image"].endswith(f":{sha}")
+    assert events[-1]["binder_request"] == "v2/gh/old-docs/renamed/master"
