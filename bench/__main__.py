@@ -12,10 +12,10 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import build, launch, sessions
+from bench import build, launch, resolve, sessions
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = {"build": build.run, "launch": launch.run, "sessions": sessions.run}
+BENCHMARKS = {"build": build.run, "launch": launch.run, "resolve": resolve.run, "sessions": sessions.run}
 
 
 def main(selected: list[str]) -> int:
