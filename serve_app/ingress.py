@@ -14,17 +14,18 @@ from urllib.parse import unquote
 
 import ray
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from binder_actors.actors import ensure_actors
 from binder_actors.client import launch_events
 from binder_actors.config import BinderConfig
-from binder_actors.events import BinderEvent, failed
+from binder_actors.events import failed
 from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, parse_spec
+from serve_app.launches import LaunchRegistry, parse_last_event_id
 from serve_app.paths import provider_and_spec
-from serve_app.sse import SSE_HEADERS, event_stream
+from serve_app.sse import SSE_HEADERS, Identified, event_stream
 
 api = FastAPI(title="binder-actors", docs_url=None, redoc_url=None)
 
@@ -46,8 +47,8 @@ async def _call(ref: ray.ObjectRef, timeout: float = 5.0) -> Any:
         return type(error).__name__
 
 
-async def _single(event: BinderEvent) -> AsyncIterator[BinderEvent]:
-    yield event
+async def _single(item: Identified) -> AsyncIterator[Identified]:
+    yield item
 
 
 def _error_page(message: str) -> str:
@@ -61,20 +62,29 @@ class BinderIngress:
     def __init__(self, config: BinderConfig | None = None) -> None:
         self.config = config or BinderConfig()
         self.actors = ensure_actors(self.config)
+        self.launches = LaunchRegistry()
+
+    def _check_spec(self, provider: str, spec: str) -> None:
+        """Raise InvalidSpec for a spec no upstream could resolve, before any actor is asked."""
+        parse_spec(provider, spec, settings=self.config.providers, allow_local_repos=self.config.allow_local_repos)
 
     @api.get("/build/{provider}/{spec:path}")
-    async def build(self, request: Request) -> StreamingResponse:
-        """BinderHub's EventSource launch stream."""
-        try:
-            provider, spec = provider_and_spec(_raw_path(request), "build")
-            events = launch_events(
-                self.actors,
-                provider,
-                spec,
-                image_prefix=self.config.image_prefix,
-            )
-        except InvalidSpec as error:
-            events = _single(failed(str(error), 400))
+    async def build(self, request: Request) -> Response:
+        """BinderHub's EventSource launch stream; a reconnect (Last-Event-ID) re-attaches to its launch."""
+        resumed = parse_last_event_id(request.headers.get("last-event-id"))
+        run = self.launches.get(resumed[0]) if resumed else None
+        if run is not None and resumed is not None:
+            if run.finished_at is not None and resumed[1] >= len(run.backlog) - 1:
+                return Response(status_code=204)  # everything was seen: a 204 stops EventSource reconnecting
+            events = run.follow(after=resumed[1])
+        else:
+            try:
+                provider, spec = provider_and_spec(_raw_path(request), "build")
+                self._check_spec(provider, spec)
+                launch = launch_events(self.actors, provider, spec, image_prefix=self.config.image_prefix)
+                events = self.launches.start(launch).follow()
+            except InvalidSpec as error:
+                events = _single((None, failed(str(error), 400)))
         return StreamingResponse(event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS)
 
     @api.get("/v2/{provider}/{spec:path}", response_class=HTMLResponse)
@@ -82,7 +92,7 @@ class BinderIngress:
         """The page a Binder link opens: it follows the stream and sends the browser on."""
         try:
             provider, spec = provider_and_spec(_raw_path(request), "v2")
-            parse_spec(provider, spec, settings=self.config.providers, allow_local_repos=self.config.allow_local_repos)
+            self._check_spec(provider, spec)
             query = request.query_params
             landing = redirect_path(query.get("urlpath"), query.get("labpath"), query.get("filepath"))
         except InvalidSpec as error:

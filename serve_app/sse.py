@@ -1,4 +1,4 @@
-"""Server-sent events: BinderHub's EventSource framing, with a keepalive comment while idle."""
+"""Server-sent events: BinderHub's EventSource framing, with event ids and a keepalive comment while idle."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ from binder_actors.events import BinderEvent
 KEEPALIVE_SECONDS = 25.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
+Identified = tuple[str | None, BinderEvent]  # (the `id:` a reconnect sends back as Last-Event-ID, the event)
 
-async def event_stream(events: AsyncIterator[BinderEvent], keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
-    """`data: <json>` per event; `:keepalive` whenever `keepalive` seconds pass without one."""
-    queue: asyncio.Queue[BinderEvent | None] = asyncio.Queue()
+
+def frame(event_id: str | None, event: BinderEvent) -> str:
+    return (f"id: {event_id}\n" if event_id else "") + event.to_sse()
+
+
+async def event_stream(events: AsyncIterator[Identified], keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
+    """`[id: ...] data: <json>` per event; `:keepalive` whenever `keepalive` seconds pass without one."""
+    queue: asyncio.Queue[Identified | None] = asyncio.Queue()
 
     async def pump() -> None:
         try:
@@ -27,13 +33,13 @@ async def event_stream(events: AsyncIterator[BinderEvent], keepalive: float = KE
     try:
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), keepalive)
+                item = await asyncio.wait_for(queue.get(), keepalive)
             except asyncio.TimeoutError:
                 yield ":keepalive\n\n"
                 continue
-            if event is None:
+            if item is None:
                 break
-            yield event.to_sse()
+            yield frame(*item)
         await task  # surfaces an error of the producer, if any
     finally:
         if not task.done():

@@ -47,9 +47,9 @@ def test_stream_sends_keepalive_while_a_producer_is_quiet():
         release = asyncio.Event()
 
         async def producer():
-            yield BinderEvent(phase="waiting", message="queued\n")
+            yield "launch.0", BinderEvent(phase="waiting", message="queued\n")
             await release.wait()
-            yield BinderEvent(phase="ready", message="done\n")
+            yield "launch.1", BinderEvent(phase="ready", message="done\n")
 
         chunks = []
         async for chunk in event_stream(producer(), keepalive=0.01):
@@ -59,5 +59,5 @@ def test_stream_sends_keepalive_while_a_producer_is_quiet():
         return chunks
 
     chunks = asyncio.run(scenario())
-    assert chunks[0].startswith("data: ") and chunks[-1].startswith("data: ")
+    assert chunks[0].startswith("id: launch.0\ndata: ") and chunks[-1].startswith("id: launch.1\ndata: ")
     assert ":keepalive\n\n" in chunks
