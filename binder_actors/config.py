@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -107,12 +107,16 @@ class BinderConfig(BaseSettings):
         False, description="Accept file:// URLs and local paths as repositories (development only)."
     )
 
-    builder: Literal["local", "kubernetes"] = Field(
-        "local", description="Build backend: local (uv environments) or kubernetes (repo2docker build pods)."
+    builder: Literal["local", "kubernetes", "docker"] = Field(
+        "local",
+        description="Build backend: local (uv environments), kubernetes (repo2docker build pods) or docker "
+        "(images in the local Docker Engine, sessions in containers).",
     )
     image_prefix: str = Field("", description="Prefix of every image name (a registry path).")
-    registry: Literal["local", "oci"] = Field(
-        "local", description="Where ImageCache looks images up: local (the store on disk) or oci (registry_url)."
+    registry: Literal["local", "oci", "docker"] = Field(
+        "local",
+        description="Where ImageCache looks images up: local (the store on disk), oci (registry_url) or docker "
+        "(the Docker Engine's images; the default when builder is docker).",
     )
     registry_url: str = Field("", description="OCI distribution API registry, e.g. https://registry.example.org.")
     registry_username: str = Field("", description="User for the registry (Basic auth or its token service).")
@@ -168,6 +172,20 @@ class BinderConfig(BaseSettings):
         description="Builder node names; each repository prefers one of them (rendezvous hashing) to reuse its cache.",
     )
     build_max_age: int = Field(14400, description="Seconds after which a leftover build pod is deleted on restart.")
+    docker_base_image: str = Field(
+        "binder-base:bookworm", description="Image every docker build starts FROM (cluster/docker/setup-docker.sh)."
+    )
+    docker_base_python: str = Field(
+        "3.11", description="The Python (X.Y) of docker_base_image; repositories asking for another one fail."
+    )
+    docker_use_repo2docker: bool = Field(
+        False, description="Build with `jupyter-repo2docker --no-run` (it must be installed) instead of our Dockerfile."
+    )
+    docker_network: str = Field(
+        "binder-actors", description="Docker network of the session containers; the embedded hub listens on its gateway"
+    )
+    docker_mem_limit: str = Field("", description="Memory limit of a session container (e.g. 2G; empty: none).")
+    docker_cpu_limit: float = Field(0.0, description="CPUs a session container may use (e.g. 1.5; 0: no limit).")
 
     hub_url: str = Field(
         "",
@@ -198,13 +216,53 @@ class BinderConfig(BaseSettings):
     )
     kernel_idle_timeout: int = Field(600, description="Seconds after which a server culls an idle kernel (0: never).")
 
+    base_url: str = Field("/", description="Path every route is served under (Serve's route_prefix), e.g. /binder/.")
+    api_only: bool = Field(
+        False,
+        description="API-only mode (BinderHub's enable_api_only_mode): no web pages; /build accepts build_only=true.",
+    )
+    ban_networks: dict[str, str] | list[str] = Field(
+        default_factory=dict,
+        description="Networks refused with a 403: JSON {cidr: message shown} or [cidr, ...] (IPv4 and IPv6).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For names the client; empty: the peer address counts.",
+    )
+    rate_limit: int = Field(0, description="Launches (/build requests) per hour per client IP (0: no limit).")
+    build_token_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HS256 key of the build tokens /v2 pages embed (a valid one skips the rate limit); empty: none.",
+    )
+    build_token_expires: int = Field(600, description="Seconds a build token is valid after its page was served.")
+    build_token_check_origin: bool = Field(
+        True, description="Refuse a build token used from another origin (Origin or Host) than the page's."
+    )
+    cors_allow_origin: str = Field(
+        "", description="Access-Control-Allow-Origin of /build and the API routes (* or https://site); empty: none."
+    )
+
+    @model_validator(mode="after")
+    def _docker_images_live_in_the_engine(self) -> BinderConfig:
+        # The docker builder tags images in the local Engine; looking them up in the local (uv) store
+        # could never find one, so builder=docker means registry=docker unless a registry is named.
+        if self.builder == "docker" and "registry" not in self.model_fields_set:
+            self.registry = "docker"
+        return self
+
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
 
     @property
     def launch_host(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}/"
+        return self.public_url or f"http://{self.host}:{self.port}{self.base_path}"
+
+    @property
+    def base_path(self) -> str:
+        """base_url with exactly one leading and one trailing slash: `/`, `/binder/`."""
+        inner = self.base_url.strip("/")
+        return f"/{inner}/" if inner else "/"
 
     @classmethod
     def settings_customise_sources(

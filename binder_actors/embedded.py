@@ -118,6 +118,20 @@ class EmbeddedHub:
                 api.delete(f"users/{user['name']}")
 
 
+def docker_hub_environment(config: BinderConfig) -> dict[str, str]:
+    """What the hub's config needs to run sessions in containers (BINDER_BUILDER=docker)."""
+    from binder_actors.docker_engine import engine_client, ensure_network
+
+    gateway = ensure_network(engine_client(), config.docker_network)
+    return {
+        "BINDER_HUB_SPAWNER": "docker",
+        "BINDER_HUB_IP": gateway,
+        "BINDER_DOCKER_NETWORK": config.docker_network,
+        "BINDER_DOCKER_MEM_LIMIT": config.docker_mem_limit,
+        "BINDER_DOCKER_CPU_LIMIT": str(config.docker_cpu_limit),
+    }
+
+
 def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
     hub_dir = config.data_dir / "hub"
     hub_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +149,8 @@ def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
         "BINDER_KERNEL_IDLE_TIMEOUT": str(config.kernel_idle_timeout),
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
+    if config.builder == "docker":
+        env.update(docker_hub_environment(config))
     hub = EmbeddedHub(url=f"http://127.0.0.1:{port}/", env=env, log_path=hub_dir / "jupyterhub.log")
     hub.start()
     return hub
@@ -147,7 +163,7 @@ class EmbeddedStack:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.config.port}/"
+        return f"http://{self.config.host}:{self.config.port}{self.config.base_path}"
 
     def stop(self) -> None:
         """Stop Serve, the sessions, the actors, the hub (with its proxy) and the local Ray."""
@@ -164,6 +180,7 @@ class EmbeddedStack:
 
 def start_embedded(config: BinderConfig) -> EmbeddedStack:
     from serve_app import build_app
+    from serve_app.paths import route_prefix
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     hub = None
@@ -184,7 +201,7 @@ def start_embedded(config: BinderConfig) -> EmbeddedStack:
             )
         ensure_actors(config)
         serve.start(http_options={"host": config.host, "port": config.port})
-        serve.run(build_app(config), name="binder", route_prefix="/")
+        serve.run(build_app(config), name="binder", route_prefix=route_prefix(config.base_path))
     except BaseException:
         if hub:
             hub.stop()

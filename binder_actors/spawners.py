@@ -8,6 +8,7 @@ spawner adds only how to run the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -151,3 +152,109 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         await super().stop(now=now)
         if self.user_options.get("image"):
             self._remove_session_files()
+
+
+def _kube_binder_spawner() -> type:
+    """KubeSpawner with the Binder contract; kubespawner is imported only where JupyterHub runs on Kubernetes."""
+    from kubespawner import KubeSpawner
+
+    class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
+        """Runs the built image in a pod: the image comes from the launch's `user_options`, not a profile."""
+
+        def get_env(self) -> dict[str, str]:
+            env = super().get_env()
+            env.update(self.binder_env())
+            return env
+
+        def get_args(self) -> list[str]:
+            return super().get_args() + self.binder_args()
+
+        async def start(self) -> Any:
+            self.check_binder_options()
+            self.image = self.user_options["image"]
+            return await super().start()
+
+    KubeBinderSpawner.__module__ = __name__
+    KubeBinderSpawner.__qualname__ = "KubeBinderSpawner"
+    return KubeBinderSpawner
+
+
+def __getattr__(name: str) -> Any:
+    # JupyterHub resolves "binder_actors.spawners.KubeBinderSpawner" with getattr, which lands here.
+    if name == "KubeBinderSpawner":
+        spawner = _kube_binder_spawner()
+        globals()[name] = spawner
+        return spawner
+    if name == "DockerBinderSpawner":
+        spawner = _docker_binder_spawner()
+        globals()[name] = spawner
+        return spawner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _docker_binder_spawner() -> type:
+    """DockerSpawner with the Binder contract; dockerspawner is imported only where sessions run in containers."""
+    from dockerspawner import DockerSpawner
+    from traitlets import default
+
+    class DockerBinderSpawner(BinderSpawnerMixin, DockerSpawner):
+        """Runs the built image in a container on the sessions' network; the container goes when the server stops."""
+
+        @default("allowed_images")
+        def _any_image(self) -> str:
+            # Only the binder service can start servers (temporary users cannot log in), and it
+            # starts the image it built: the image comes from `user_options`, not a list.
+            return "*"
+
+        @default("remove")
+        def _remove_stopped(self) -> bool:
+            return True  # a stopped (culled) session leaves no container behind
+
+        @default("prefix")
+        def _container_prefix(self) -> str:
+            return "binder-session"
+
+        @default("env_keep")
+        def _no_host_environment(self) -> list[str]:
+            return []  # the host's PATH is not the image's
+
+        @default("extra_create_kwargs")
+        def _session_label(self) -> dict[str, Any]:
+            return {"labels": {"binder-actors.session": "{raw_username}"}}
+
+        @default("extra_host_config")
+        def _keep_until_stopped(self) -> dict[str, Any]:
+            # Not auto-removed: a server that dies while starting keeps its log until we read it;
+            # stop() removes the container (remove=True) either way.
+            return {"auto_remove": False}
+
+        async def get_ip_and_port(self) -> tuple[str, int]:
+            container = await self.get_object()
+            if container is None or not container["State"]["Running"]:
+                logs = await self.docker("logs", self.container_id, tail=LOG_TAIL_LINES) if container else b""
+                with contextlib.suppress(Exception):  # already gone
+                    await self.remove_object()
+                status = container["State"]["ExitCode"] if container else "unknown"
+                died = RuntimeError(
+                    f"The server exited with status {status} while starting. Its last lines:\n"
+                    + logs.decode(errors="replace")
+                )
+                died.jupyterhub_message = str(died)  # the hub's API answers with this message
+                raise died
+            return await super().get_ip_and_port()
+
+        def get_env(self) -> dict[str, str]:
+            env = super().get_env()
+            env.update(self.binder_env())
+            return env
+
+        def get_args(self) -> list[str]:
+            return super().get_args() + self.binder_args()
+
+        async def start(self) -> Any:
+            self.check_binder_options()
+            return await super().start()  # DockerSpawner takes the image from user_options["image"]
+
+    DockerBinderSpawner.__module__ = __name__
+    DockerBinderSpawner.__qualname__ = "DockerBinderSpawner"
+    return DockerBinderSpawner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import ray
 
@@ -11,6 +12,12 @@ from binder_actors.logs import setup_logging
 from binder_actors.registries import ImageRegistry
 from binder_actors.registries.local import LocalImageStore
 from binder_actors.registries.oci import OCIRegistry
+
+
+def _docker_registry() -> ImageRegistry:
+    from binder_actors.registries.docker import DockerEngineRegistry  # the docker SDK only where it is used
+
+    return DockerEngineRegistry()
 
 
 def make_registry(config: BinderConfig) -> ImageRegistry:
@@ -24,6 +31,7 @@ def make_registry(config: BinderConfig) -> ImageRegistry:
             token_url=config.registry_token_url,
             timeout=config.upstream_timeout,
         ),
+        "docker": lambda: _docker_registry(),
     }
     return registries[config.registry]()
 
@@ -90,3 +98,11 @@ class ImageCache:
 
     async def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "known": len(self._found), "missing": len(self._missing)}
+
+    async def health(self) -> dict[str, Any]:
+        """Whether the registry answers at all: "not found" for a made-up image is an answer."""
+        try:
+            await self.registry.exists(f"{self.config.image_prefix}binder-health-check:0")
+        except Exception as error:  # health reports the failure; it must not raise it
+            return {"ok": False, "registry": self.config.registry, "error": str(error)}
+        return {"ok": True, "registry": self.config.registry}

@@ -50,10 +50,26 @@ class BuildExecutor(Protocol):
         ...
 
 
+def _kubernetes_executor(config: BinderConfig) -> BuildExecutor:
+    from binder_actors.builders.kubernetes import KubernetesBuildExecutor  # the client costs ~1 s to import
+
+    return KubernetesBuildExecutor(config)
+
+
+def _docker_executor(config: BinderConfig) -> BuildExecutor:
+    from binder_actors.builders.docker import DockerBuildExecutor  # the docker SDK only where it is used
+
+    return DockerBuildExecutor(config)
+
+
 def make_executor(config: BinderConfig) -> BuildExecutor:
     """The executor the config names (BINDER_BUILDER)."""
     from binder_actors.builders.local import LocalBuildExecutor
     from binder_actors.registries.local import LocalImageStore
 
-    executors = {"local": lambda: LocalBuildExecutor(config, LocalImageStore(config.images_dir))}
+    executors: dict[str, Callable[[], BuildExecutor]] = {
+        "local": lambda: LocalBuildExecutor(config, LocalImageStore(config.images_dir)),
+        "kubernetes": lambda: _kubernetes_executor(config),
+        "docker": lambda: _docker_executor(config),
+    }
     return executors[config.builder]()

@@ -30,6 +30,23 @@ class UnsupportedRepository(Exception):
 KNOWN_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 CONTAINER_BACKENDS = "run binder-actors with BINDER_BUILDER=docker or on Kubernetes for this repository"
 
+
+@dataclass(frozen=True)
+class BuilderAbilities:
+    """Who executes the plan, and which container-only files it can honour; the rest are refused naming it."""
+
+    name: str
+    honours: frozenset[str] = frozenset()
+    elsewhere: str = CONTAINER_BACKENDS
+
+
+LOCAL_BUILDER = BuilderAbilities("the local builder")
+DOCKER_BUILDER = BuilderAbilities(
+    "the docker builder",
+    frozenset({"apt.txt"}),
+    "set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes for this repository",
+)
+
 _RUNTIME_RE = re.compile(r"^python-(\d+\.\d+)$")
 _CONDA_PYTHON_RE = re.compile(r"^python\s*(?P<op>==|=|>=|<=|>|<|~=)?\s*(?P<version>[\d.*]+)?$")
 
@@ -49,6 +66,7 @@ class BuildPlan:
     installs: tuple[InstallStep, ...] = ()
     post_build: Path | None = None
     start: Path | None = None
+    apt_packages: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
 
@@ -93,7 +111,7 @@ def highest_matching(specifier: str, available: tuple[str, ...], source: str) ->
     return (installed or matching)[-1]
 
 
-def _refuse_container_files(config_dir: Path, repo_dir: Path) -> None:
+def _refuse_container_files(config_dir: Path, repo_dir: Path, builder: BuilderAbilities) -> None:
     container_only = {
         "Dockerfile": "a Dockerfile",
         "Project.toml": "Julia packages",
@@ -105,19 +123,21 @@ def _refuse_container_files(config_dir: Path, repo_dir: Path) -> None:
         "apt.txt": "Debian packages",
     }
     for filename, needs in container_only.items():
-        if (config_dir / filename).is_file():
+        if filename not in builder.honours and (config_dir / filename).is_file():
             where = (config_dir / filename).relative_to(repo_dir)
             raise UnsupportedRepository(
-                f"{where} asks for {needs}, which the local builder cannot install; {CONTAINER_BACKENDS}."
+                f"{where} asks for {needs}, which {builder.name} cannot install; {builder.elsewhere}."
             )
     runtime = config_dir / "runtime.txt"
     if runtime.is_file() and runtime.read_text().strip().startswith("r-"):
         raise UnsupportedRepository(
-            f"{runtime.relative_to(repo_dir)} asks for R, which the local builder cannot install; {CONTAINER_BACKENDS}."
+            f"{runtime.relative_to(repo_dir)} asks for R, which {builder.name} cannot install; {builder.elsewhere}."
         )
 
 
-def _conda_plan(environment: Path, repo_dir: Path, available: tuple[str, ...]) -> tuple[str | None, list[str]]:
+def _conda_plan(
+    environment: Path, repo_dir: Path, available: tuple[str, ...], builder: BuilderAbilities
+) -> tuple[str | None, list[str]]:
     """(python version or None, pip requirements) of environment.yml; refuses conda packages."""
     try:
         content = yaml.safe_load(environment.read_text()) or {}
@@ -141,8 +161,8 @@ def _conda_plan(environment: Path, repo_dir: Path, available: tuple[str, ...]) -
     if conda_only:
         listed = ", ".join(conda_only[:5]) + (" ..." if len(conda_only) > 5 else "")
         raise UnsupportedRepository(
-            f"{environment.relative_to(repo_dir)} asks for conda packages ({listed}), which the local "
-            f"builder cannot install (it honours only python and the pip section); {CONTAINER_BACKENDS}."
+            f"{environment.relative_to(repo_dir)} asks for conda packages ({listed}), which {builder.name} "
+            f"cannot install (it honours only python and the pip section); {builder.elsewhere}."
         )
     return python, pip_requirements
 
@@ -196,6 +216,23 @@ def _pipfile_plan(config_dir: Path, repo_dir: Path) -> tuple[str | None, list[st
     return python, args, pipfile_path.name
 
 
+def apt_packages(config_dir: Path) -> tuple[str, ...]:
+    """apt.txt's packages as repo2docker reads it: one a line, `#` comments and blank lines skipped."""
+    apt = config_dir / "apt.txt"
+    if not apt.is_file():
+        return ()
+    packages = []
+    for line in apt.read_text().splitlines():
+        package = line.split("#", 1)[0].strip()
+        if not package:
+            continue
+        # Each name becomes an apt-get argument in a RUN line: refuse anything that is not a package name.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9+.:=~_-]*", package):
+            raise UnsupportedRepository(f"apt.txt: {package!r} is not a Debian package name.")
+        packages.append(package)
+    return tuple(packages)
+
+
 def _requires_python(repo_dir: Path, available: tuple[str, ...]) -> str | None:
     pyproject = repo_dir / "pyproject.toml"
     if not pyproject.is_file():
@@ -207,20 +244,22 @@ def _requires_python(repo_dir: Path, available: tuple[str, ...]) -> str | None:
     return highest_matching(specifier, available, "pyproject.toml requires-python") if specifier else None
 
 
-def plan_build(repo_dir: Path, default_python: str, available: tuple[str, ...]) -> BuildPlan:
-    """What repo2docker would install for this repository, as steps the local builder can run.
+def plan_build(
+    repo_dir: Path, default_python: str, available: tuple[str, ...], builder: BuilderAbilities = LOCAL_BUILDER
+) -> BuildPlan:
+    """What repo2docker would install for this repository, as steps `builder` can run.
 
-    `available` lists the Pythons (X.Y) this machine has, to choose among for version ranges.
+    `available` lists the Pythons (X.Y) this machine (or base image) has, to choose among for version ranges.
     """
     config_dir = find_config_dir(repo_dir)
     at_root = config_dir == repo_dir
-    _refuse_container_files(config_dir, repo_dir)
+    _refuse_container_files(config_dir, repo_dir, builder)
     python = runtime_python(config_dir)
     installs: list[InstallStep] = []
 
     environment = config_dir / "environment.yml"
     if environment.is_file():
-        conda_python, pip_requirements = _conda_plan(environment, repo_dir, available)
+        conda_python, pip_requirements = _conda_plan(environment, repo_dir, available, builder)
         python = python or conda_python
         if pip_requirements:
             installs.append(InstallStep("installing the pip section of environment.yml", tuple(pip_requirements)))
@@ -244,6 +283,7 @@ def plan_build(repo_dir: Path, default_python: str, available: tuple[str, ...]) 
 
     return BuildPlan(
         config_dir=config_dir,
+        apt_packages=apt_packages(config_dir) if "apt.txt" in builder.honours else (),
         python_version=python or default_python,
         installs=tuple(installs),
         post_build=script("postBuild"),

@@ -58,3 +58,18 @@ c.JupyterHub.cleanup_servers = False
 # Activity is what the culler reads: report it often.
 c.JupyterHub.last_activity_interval = 60
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]
+
+if os.environ.get("BINDER_HUB_SPAWNER") == "docker":
+    # BINDER_BUILDER=docker: sessions run in containers on a bridge network of their own. Their
+    # servers call the hub's API, so it listens on that network's gateway (an address of this host)
+    # instead of loopback; the proxy reaches each container at its address on the network.
+    c.JupyterHub.spawner_class = "binder_actors.spawners.DockerBinderSpawner"
+    c.JupyterHub.hub_ip = os.environ["BINDER_HUB_IP"]
+    c.DockerBinderSpawner.network_name = os.environ["BINDER_DOCKER_NETWORK"]
+    c.DockerBinderSpawner.use_internal_ip = True
+    c.DockerBinderSpawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
+    c.DockerBinderSpawner.default_url = "/lab"
+    c.DockerBinderSpawner.mem_limit = os.environ.get("BINDER_DOCKER_MEM_LIMIT") or None
+    c.DockerBinderSpawner.cpu_limit = float(os.environ.get("BINDER_DOCKER_CPU_LIMIT") or 0) or None
+    c.DockerBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
+    c.DockerBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))

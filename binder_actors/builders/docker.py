@@ -1,0 +1,465 @@
+"""The docker builder: one OCI image per repository in the local Docker Engine (BINDER_BUILDER=docker).
+
+The Dockerfile is generated from the same detection as the local builder (`detect.plan_build`), with
+apt.txt honoured, on BINDER_DOCKER_BASE_IMAGE; or repo2docker builds the image when configured to.
+Build steps carry the label binder-actors.building=<build>, so a restarted scheduler finds their leftovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from binder_actors.builders import BuildFailed, BuildRequest, Emit
+from binder_actors.builders.detect import DOCKER_BUILDER, BuildPlan, UnsupportedRepository, plan_build
+from binder_actors.config import BinderConfig
+from binder_actors.docker_engine import (
+    BUILD_LABEL,
+    BUILDING_LABEL,
+    IMAGE_LABEL,
+    REF_LABEL,
+    REPO_LABEL,
+    SETUP_HINT,
+    SHARED_STEP,
+    DockerUnavailable,
+    engine_client,
+)
+from binder_actors.events import Phase, progress
+from binder_actors.providers.git import git_environment
+from binder_actors.registries.oci import parse_image
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 40
+HOME = "/home/jovyan"
+VENV = "/srv/venv"
+STOP_SECONDS = 30.0  # how long a stopped build's stream may take to end once its containers are killed
+_END = object()
+# The classic builder colours a step's stderr red with terminal escapes; events carry plain text.
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def server_stack() -> list[str]:
+    """The Jupyter server stack every image gets, matching the hub as the local builder's shared stack does."""
+    return [
+        f"jupyterhub>=4,<={installed_version('jupyterhub')}",
+        "jupyterlab>=4,<5",
+        "notebook>=7,<8",
+        "ipykernel>=6",
+    ]
+
+
+def _in_container(arg: str, repo_dir: Path) -> str:
+    """A host path of the clone as the path relative to the repository, the build's working folder."""
+    prefix = str(repo_dir) + os.sep
+    return arg[len(prefix) :] if arg.startswith(prefix) else arg
+
+
+def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_name: str) -> str:
+    """The Dockerfile of one image: pure, from the plan; the build context holds the clone as `repo/`.
+
+    The user, the venv and the server stack come first and are the same for every image, so docker
+    builds them once and every later image starts from that cached layer.
+    """
+    relative = {
+        "post_build": plan.post_build.relative_to(repo_dir).as_posix() if plan.post_build else None,
+        "start": plan.start.relative_to(repo_dir).as_posix() if plan.start else None,
+    }
+    stack = shlex.join(server_stack())
+    lines = [
+        f"FROM {base_image}",
+        f"LABEL {BUILDING_LABEL}={SHARED_STEP}",
+        f"ENV NB_USER=jovyan NB_UID=1000 HOME={HOME} REPO_DIR={HOME} VIRTUAL_ENV={VENV} UV_NO_CACHE=1",
+        # The repository's scripts install into ~/.local (pip --user) and the venv; both come first.
+        f"ENV PATH={HOME}/.local/bin:{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"RUN groupadd --gid 1000 jovyan && useradd --create-home --uid 1000 --gid 1000 --shell /bin/bash jovyan"
+        f" && install -d -o 1000 -g 1000 {VENV}",
+        "USER jovyan",
+        f"RUN python3 -m venv {VENV} && uv pip install --python {VENV}/bin/python {stack}"
+        # jsonschema imports rfc3987-syntax when present, which costs 1.8 s on every server start.
+        f" && uv pip uninstall --python {VENV}/bin/python rfc3987-syntax",
+        "USER root",
+        f"LABEL {BUILDING_LABEL}={build_name}",
+    ]
+    if plan.apt_packages:
+        lines.append(
+            "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+            f"{shlex.join(plan.apt_packages)} && rm -rf /var/lib/apt/lists/*"
+        )
+    lines += [
+        f"COPY --chown=1000:1000 repo/ {HOME}/",
+        "USER jovyan",
+        f"WORKDIR {HOME}",
+    ]
+    install = ["uv", "pip", "install", "--python", f"{VENV}/bin/python"]
+    for step in plan.installs:
+        # The exec form: requirement markers and URLs reach uv as they are, no shell quoting involved.
+        lines.append("RUN " + json.dumps([*install, *(_in_container(arg, repo_dir) for arg in step.args)]))
+    scripts = [path for path in (relative["post_build"], relative["start"]) if path]
+    if scripts:
+        lines.append("RUN " + json.dumps(["chmod", "+x", *scripts]))
+    if relative["post_build"]:
+        lines.append("RUN " + json.dumps(["bash", relative["post_build"]]))
+    entrypoint = ["tini", "-g", "--"] + ([f"{HOME}/{relative['start']}"] if relative["start"] else [])
+    lines += [
+        "ENTRYPOINT " + json.dumps(entrypoint),
+        'CMD ["jupyterhub-singleuser"]',
+        f'LABEL {BUILDING_LABEL}=""',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def registry_host(image: str) -> str:
+    """The registry an image name starts with ("" for a name that only the local engine knows)."""
+    try:
+        return parse_image(image).host
+    except ValueError:
+        return ""
+
+
+@dataclass
+class _Stream:
+    """Lines a blocking Docker call produces in a worker thread, handed to the event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[object]
+    stop: threading.Event
+
+    def put(self, item: object) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+
+class DockerBuildExecutor:
+    """Builds images with the Docker Engine; an image exists once `docker build` has tagged it."""
+
+    def __init__(self, config: BinderConfig, client_factory: Callable[[], Any] = engine_client) -> None:
+        self.config = config
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._running: dict[str, asyncio.Future[None]] = {}
+
+    @property
+    def client(self) -> Any:
+        # Made on first use, so that a scheduler starts (and says why builds fail) while dockerd is down.
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def cleanup_incomplete(self) -> list[str]:
+        """Remove the step containers and half-built images of builds a dead scheduler left running."""
+        try:
+            client = self.client
+        except DockerUnavailable as error:
+            log.warning("cannot clean up interrupted docker builds: %s", error)
+            return []
+        removed: set[str] = set()
+        for container in client.containers.list(all=True, filters={"label": BUILDING_LABEL}):
+            build = container.labels.get(BUILDING_LABEL)
+            if build:  # session containers inherit the empty value of a finished image
+                with contextlib.suppress(NotFound, APIError):
+                    container.remove(force=True)
+                removed.add(build)
+        removed.update(self._remove_unfinished_images(client, build=None))
+        return sorted(removed)
+
+    async def build(self, request: BuildRequest, emit: Emit) -> None:
+        """Build `request.image`; a second call for an image being built waits for the first's result."""
+        running = self._running.get(request.image)
+        if running is not None:
+            await emit(progress("building", f"Joining the running build of {request.image}"))
+            await asyncio.shield(running)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._running[request.image] = future
+        try:
+            await self._build(request, emit)
+            future.set_result(None)
+        except BaseException as error:
+            joined = error if isinstance(error, BuildFailed) else BuildFailed(f"The build stopped: {error!r}")
+            future.set_exception(joined)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody joined
+            raise
+        finally:
+            del self._running[request.image]
+
+    async def _build(self, request: BuildRequest, emit: Emit) -> None:
+        try:
+            client = await asyncio.to_thread(lambda: self.client)
+        except DockerUnavailable as error:
+            raise BuildFailed(str(error)) from None
+        with tempfile.TemporaryDirectory(prefix="binder-docker-build-") as scratch:
+            context = Path(scratch)
+            try:
+                await asyncio.wait_for(self._build_in(context, client, request, emit), self.config.build_timeout)
+            except asyncio.TimeoutError:
+                await asyncio.to_thread(self._kill_build_steps, client, request.build_name)
+                raise BuildFailed(
+                    f"The build took longer than BINDER_BUILD_TIMEOUT={self.config.build_timeout}s and was stopped."
+                ) from None
+            except UnsupportedRepository as error:
+                raise BuildFailed(str(error)) from None
+            except BaseException:
+                await asyncio.to_thread(self._kill_build_steps, client, request.build_name)
+                raise
+            finally:
+                await asyncio.to_thread(self._remove_unfinished_images, client, request.build_name)
+        log.info("build done image=%s build=%s", request.image, request.build_name)
+
+    async def _build_in(self, context: Path, client: Any, request: BuildRequest, emit: Emit) -> None:
+        resolved = request.resolved
+        repo_dir = context / "repo"
+        await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
+        git_env = git_environment(self.config.allow_local_repos)
+        await _run(["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)], "git clone", emit, git_env)
+        await _run(
+            [*("git", "-C", str(repo_dir), "-c", "advice.detachedHead=false"), "checkout", "-q", resolved.resolved_ref],
+            f"git checkout {resolved.resolved_ref}",
+            emit,
+            git_env,
+        )
+        labels = {
+            IMAGE_LABEL: request.image,
+            BUILD_LABEL: request.build_name,
+            REPO_LABEL: resolved.repo_url,
+            REF_LABEL: resolved.resolved_ref,
+        }
+        if self.config.docker_use_repo2docker:
+            await self._repo2docker(repo_dir, request, labels, emit)
+        else:
+            await self._docker_build(context, client, repo_dir, request, labels, emit)
+        if registry_host(request.image):
+            await self._push(client, request.image, emit)
+
+    async def _docker_build(
+        self, context: Path, client: Any, repo_dir: Path, request: BuildRequest, labels: dict[str, str], emit: Emit
+    ) -> None:
+        base = self.config.docker_base_image
+        plan = plan_build(repo_dir, self.config.docker_base_python, (self.config.docker_base_python,), DOCKER_BUILDER)
+        if plan.python_version != self.config.docker_base_python:
+            raise BuildFailed(
+                f"The repository asks for Python {plan.python_version}, but the base image {base} has Python "
+                f"{self.config.docker_base_python}; ask for python-{self.config.docker_base_python} in runtime.txt "
+                "or set BINDER_DOCKER_BASE_IMAGE (and BINDER_DOCKER_BASE_PYTHON) to an image with that Python."
+            )
+        try:
+            await asyncio.to_thread(client.images.get, base)
+        except ImageNotFound:
+            raise BuildFailed(f"The base image {base} is not in the Docker Engine; {SETUP_HINT}.") from None
+        (context / "Dockerfile").write_text(
+            make_dockerfile(plan, repo_dir, base_image=base, build_name=request.build_name)
+        )
+        await emit(progress("building", f"Building {request.image} on {base}"))
+
+        def chunks() -> Iterator[dict[str, Any]]:
+            # The classic builder's API: its step containers carry the Dockerfile's labels, which
+            # is how a timeout or a restart finds them (BuildKit's would not be visible at all).
+            stream = client.api.build(
+                path=str(context),
+                tag=request.image,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            try:
+                yield from stream
+            finally:
+                stream.close()
+
+        def stop() -> None:
+            # Killing the running step's container ends the build at once, from the engine's side.
+            self._kill_build_steps(client, request.build_name)
+
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        async with contextlib.aclosing(_in_thread(chunks, stop)) as stream:
+            async for chunk in stream:
+                if "error" in chunk:
+                    raise BuildFailed(f"docker build failed: {str(chunk['error']).strip()}", list(tail))
+                for line in _ANSI_RE.sub("", str(chunk.get("stream", ""))).splitlines():
+                    if line.strip():
+                        tail.append(line)
+                        await emit(progress("building", line))
+        try:
+            await asyncio.to_thread(client.images.get, request.image)
+        except ImageNotFound:
+            raise BuildFailed("docker build ended without tagging the image.", list(tail)) from None
+
+    async def _repo2docker(self, repo_dir: Path, request: BuildRequest, labels: dict[str, str], emit: Emit) -> None:
+        command = shutil.which("jupyter-repo2docker")
+        if command is None:
+            raise BuildFailed(
+                "BINDER_DOCKER_USE_REPO2DOCKER is set but jupyter-repo2docker is not installed; "
+                "`pip install jupyter-repo2docker` or unset it."
+            )
+        label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+        await _run(
+            [
+                command,
+                "--no-run",
+                "--json-logs",
+                "--user-id=1000",
+                "--user-name=jovyan",
+                f"--image-name={request.image}",
+                *label_args,
+                str(repo_dir),
+            ],
+            "repo2docker",
+            emit,
+            dict(os.environ),
+            json_logs=True,
+        )
+
+    async def _push(self, client: Any, image: str, emit: Emit) -> None:
+        """Push to the registry the name starts with; credentials (never logged) from BINDER_REGISTRY_*."""
+        await emit(progress("pushing", f"Pushing {image}"))
+        repository, _, tag = image.rpartition(":")
+        auth = None
+        if self.config.registry_username:
+            auth = {
+                "username": self.config.registry_username,
+                "password": self.config.registry_password.get_secret_value(),
+            }
+
+        def chunks() -> Iterator[dict[str, Any]]:
+            yield from client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+
+        said: set[str] = set()
+        async with contextlib.aclosing(_in_thread(chunks, lambda: None)) as stream:
+            async for chunk in stream:
+                if "error" in chunk:
+                    raise BuildFailed(f"Pushing {image} failed: {str(chunk['error']).strip()}")
+                # Byte counts per layer would be thousands of events: one line per layer and state.
+                status = f"{chunk.get('id', '')} {chunk.get('status', '')}".strip()
+                if status and status not in said:
+                    said.add(status)
+                    await emit(progress("pushing", status))
+
+    @staticmethod
+    def _kill_build_steps(client: Any, build_name: str) -> None:
+        """Stop a build from the engine's side: its running step fails and the build ends."""
+        with contextlib.suppress(DockerException):
+            for container in client.containers.list(all=True, filters={"label": f"{BUILDING_LABEL}={build_name}"}):
+                with contextlib.suppress(NotFound, APIError):
+                    container.remove(force=True)
+
+    @staticmethod
+    def _remove_unfinished_images(client: Any, build: str | None) -> list[str]:
+        """Untagged images of unfinished builds (`build`, or any when None), newest first, keeping shared layers.
+
+        noprune: removing an image must not take its untagged parents with it, since the oldest of
+        them are the shared stack layers every other image builds on.
+        """
+        removed: set[str] = set()
+        for _ in range(100):  # one layer per pass; a Dockerfile has far fewer steps
+            # The low-level listing carries the labels: no inspect per image, which races removals.
+            dangling = client.api.images(filters={"dangling": True, "label": BUILDING_LABEL})
+            doomed = {
+                entry["Id"]: value
+                for entry in dangling
+                if (value := (entry.get("Labels") or {}).get(BUILDING_LABEL)) not in ("", SHARED_STEP, None)
+                and (build is None or value == build)
+            }
+            if not doomed:
+                break
+            for image_id, value in doomed.items():
+                with contextlib.suppress(NotFound, APIError):
+                    client.api.remove_image(image_id, noprune=True)
+                removed.add(value)
+        return sorted(removed)
+
+
+async def _in_thread(produce: Callable[[], Iterator[Any]], stop: Callable[[], None]) -> AsyncIterator[Any]:
+    """Iterate a blocking generator in a worker thread; leaving early calls `stop` to end it promptly."""
+    loop = asyncio.get_running_loop()
+    stream = _Stream(loop, asyncio.Queue(), threading.Event())
+
+    def work() -> None:
+        try:
+            for item in produce():
+                stream.put(item)
+                if stream.stop.is_set():
+                    break
+        except BaseException as error:  # handed to the loop, raised there
+            stream.put(error)
+        finally:
+            stream.put(_END)
+
+    worker = loop.run_in_executor(None, work)
+    try:
+        while (item := await stream.queue.get()) is not _END:
+            if isinstance(item, DockerException):
+                raise BuildFailed(f"The Docker Engine failed: {item}")
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not worker.done():
+            stream.stop.set()
+            # The thread reads on until the engine's next line; `stop` makes the engine send it now.
+            await asyncio.to_thread(stop)
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(worker), STOP_SECONDS)
+
+
+async def _run(command: list[str], what: str, emit: Emit, env: dict[str, str], *, json_logs: bool = False) -> None:
+    """Run one host-side step (git, repo2docker), streaming its output; BuildFailed with its tail if it fails."""
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    reported_failure = False
+    try:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            phase: Phase = "fetching" if what.startswith("git") else "building"
+            if json_logs:
+                phase, line, failure = _repo2docker_line(line)
+                reported_failure = reported_failure or failure
+            tail.append(line)
+            await emit(progress(phase, line))
+        code = await process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    if code != 0 or reported_failure:
+        raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
+
+
+def _repo2docker_line(line: str) -> tuple[Phase, str, bool]:
+    """(phase, message, failed) of one line of `repo2docker --json-logs`; other lines are build output."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "building", line, False
+    if not isinstance(record, dict):
+        return "building", line, False
+    message = str(record.get("message", "")).rstrip("\n")
+    phase = str(record.get("phase", ""))
+    return ("pushing" if phase == "pushing" else "building"), message, phase in ("failed", "failure")

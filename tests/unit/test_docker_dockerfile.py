@@ -1,0 +1,71 @@
+"""The docker builder's Dockerfile, from the plan: table-driven, no Docker needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build
+from binder_actors.builders.docker import make_dockerfile, registry_host
+
+
+def dockerfile(tmp_path: Path, files: dict[str, str]) -> list[str]:
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    plan = plan_build(tmp_path, "3.11", ("3.11",), DOCKER_BUILDER)
+    return make_dockerfile(plan, tmp_path, base_image="binder-base:bookworm", build_name="build-x").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"apt.txt": "jq\n# a comment\n\ncowsay\n"}, "apt-get install -y --no-install-recommends jq cowsay &&"),
+        (
+            {"requirements.txt": "tabulate\n"},
+            'RUN ["uv", "pip", "install", "--python", "/srv/venv/bin/python", "-r", "requirements.txt"]',
+        ),
+        ({"binder/requirements.txt": "x\n"}, '"-r", "binder/requirements.txt"]'),
+        ({"setup.py": ""}, '"/srv/venv/bin/python", "."]'),
+        ({"binder/postBuild": "echo"}, 'RUN ["bash", "binder/postBuild"]'),
+        ({"start": 'exec "$@"'}, 'ENTRYPOINT ["tini", "-g", "--", "/home/jovyan/start"]'),
+        ({}, 'ENTRYPOINT ["tini", "-g", "--"]'),
+    ],
+    ids=["apt", "requirements", "binder-folder", "setup.py", "postBuild", "start", "nothing"],
+)
+def test_dockerfile_line_for_each_file(tmp_path, files, expected):
+    assert any(expected in line for line in dockerfile(tmp_path, files)), dockerfile(tmp_path, files)
+
+
+def test_shared_stack_comes_before_anything_of_the_repository(tmp_path):
+    lines = dockerfile(tmp_path, {"apt.txt": "jq\n", "requirements.txt": "x\n"})
+    stack = next(i for i, line in enumerate(lines) if "jupyterhub" in line)
+    first_own = next(i for i, line in enumerate(lines) if "build-x" in line)
+    assert stack < first_own < next(i for i, line in enumerate(lines) if "apt-get" in line)
+    assert lines[-1] == 'LABEL binder-actors.building=""'  # sessions inherit an empty build label
+
+
+@pytest.mark.parametrize("line", ["jq; rm -rf /", "$(id)", "Foo"])
+def test_apt_txt_refuses_what_is_not_a_package_name(tmp_path, line):
+    with pytest.raises(UnsupportedRepository, match="not a Debian package name"):
+        dockerfile(tmp_path, {"apt.txt": line + "\n"})
+
+
+def test_local_builder_still_refuses_apt_txt(tmp_path):
+    (tmp_path / "apt.txt").write_text("jq\n")
+    with pytest.raises(UnsupportedRepository, match="the local builder cannot install"):
+        plan_build(tmp_path, "3.10", ("3.10",))
+
+
+@pytest.mark.parametrize(
+    ("image", "host"),
+    [
+        ("name:tag", ""),
+        ("registry.example.org/binder-x:t", "registry.example.org"),
+        ("127.0.0.1:5000/x:t", "127.0.0.1:5000"),
+    ],
+)
+def test_registry_host_decides_whether_to_push(image, host):
+    assert registry_host(image) == host
