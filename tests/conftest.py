@@ -1,0 +1,76 @@
+"""One real stack per test session, for the integration and browser tests: git daemon and a GitHub
+stand-in on 127.0.0.1, JupyterHub + proxy, Ray, Serve."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import ray
+
+from binder_actors.actors import ActorHandles, get_actors
+from binder_actors.config import BinderConfig, ProviderSettings
+from binder_actors.embedded import EmbeddedStack, free_port, start_embedded
+from tests.helpers import GitServer, start_git_server
+from tests.upstreams import UpstreamServer
+
+REQUIREMENTS_REPO = {
+    "requirements.txt": "tabulate==0.9.0\n",
+    "index.ipynb": '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n',
+}
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    server = start_git_server(tmp_path_factory.mktemp("git"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamServer]:
+    """GitHub's API and git-over-HTTP on 127.0.0.1: the stack's `gh` provider points here."""
+    server = UpstreamServer(git_root=tmp_path_factory.mktemp("github"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer) -> Iterator[EmbeddedStack]:
+    config = BinderConfig(
+        data_dir=tmp_path_factory.mktemp("binder-data"),
+        port=free_port(),
+        ray_num_cpus=2,
+        cull_every=3600,
+        namespace="binder",
+        providers=ProviderSettings(github_url=github.url, github_api_url=github.url),
+    )
+    running = start_embedded(config)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: EmbeddedStack) -> str:
+    return stack.url
+
+
+@pytest.fixture(scope="session")
+def actors(stack: EmbeddedStack) -> ActorHandles:
+    assert ray.is_initialized()
+    return get_actors(stack.config.namespace)
+
+
+@pytest.fixture(scope="session")
+def requirements_repo(git_server: GitServer) -> tuple[str, str]:
+    """(repo URL, commit) of a repository whose requirements.txt pins tabulate."""
+    sha = git_server.add("requirements-repo", REQUIREMENTS_REPO)
+    return git_server.url("requirements-repo"), sha
+
+
+def hub_users(stack: EmbeddedStack) -> list[dict]:
+    token = stack.config.hub_api_token.get_secret_value()
+    return httpx.get(
+        stack.config.hub_url + "hub/api/users", headers={"Authorization": f"token {token}"}, timeout=10
+    ).json()
