@@ -6,28 +6,38 @@ Routes parse and answer bad input themselves; every launch is `client.launch_eve
 import asyncio
 import html
 import json
-import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
-from typing import Any
 from urllib.parse import unquote
 
-import ray
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from ray import serve
 
 from binder_actors.actors import ensure_actors
 from binder_actors.client import launch_events
 from binder_actors.config import BinderConfig
-from binder_actors.events import failed
+from binder_actors.events import BinderEvent, failed
 from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, parse_spec
+from serve_app.access import AccessControl, AccessPolicy, build_only_requested
+from serve_app.health import HealthChecks, ask
 from serve_app.launches import LaunchRegistry, parse_last_event_id
-from serve_app.paths import provider_and_spec
+from serve_app.metrics import CONTENT_TYPE, BinderMetrics, repo_labels
+from serve_app.paths import legacy_redirect, provider_and_spec
+from serve_app.repoproviders import repoproviders
 from serve_app.sse import SSE_HEADERS, Identified, event_stream
+from serve_app.versions import versions
 
 api = FastAPI(title="binder-actors", docs_url=None, redoc_url=None)
+
+
+def _replica_access() -> AccessPolicy:
+    """The access policy of the deployment this replica runs (the middleware is attached before it exists)."""
+    return serve.get_replica_context().servable_object.access
+
+
+api.add_middleware(AccessControl, policy=_replica_access)  # before @serve.ingress, which freezes a copy of `api`
 
 
 def _page(name: str) -> str:
@@ -39,16 +49,19 @@ def _raw_path(request: Request) -> str:
     return raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
 
 
-async def _call(ref: ray.ObjectRef, timeout: float = 5.0) -> Any:
-    """An actor call's answer, or a string saying why there is none."""
-    try:
-        return await asyncio.wait_for(ref, timeout)
-    except Exception as error:  # a health check reports failures, it does not raise them
-        return type(error).__name__
-
-
 async def _single(item: Identified) -> AsyncIterator[Identified]:
     yield item
+
+
+BADGE_HEADERS = {"Cache-Control": "public, max-age=86400"}  # badges sit in READMEs all over the web
+
+
+async def _ending_as_binderhub_builds(events: AsyncIterator[BinderEvent]) -> AsyncIterator[BinderEvent]:
+    """A build_only stream: after `built`, BinderHub's API-only mode says `ready` ("Done! Image built")."""
+    async for event in events:
+        yield event
+        if event.phase == "built":
+            yield BinderEvent(phase="ready", message="Done! Image built\n", image_name=event.image_name)
 
 
 def _error_page(message: str) -> str:
@@ -63,6 +76,9 @@ class BinderIngress:
         self.config = config or BinderConfig()
         self.actors = ensure_actors(self.config)
         self.launches = LaunchRegistry()
+        self.access = AccessPolicy(self.config)
+        self.metrics = BinderMetrics()
+        self.health_checks = HealthChecks(self.actors, self.config)
 
     def _check_spec(self, provider: str, spec: str) -> None:
         """Raise InvalidSpec for a spec no upstream could resolve, before any actor is asked."""
@@ -81,8 +97,15 @@ class BinderIngress:
             try:
                 provider, spec = provider_and_spec(_raw_path(request), "build")
                 self._check_spec(provider, spec)
-                launch = launch_events(self.actors, provider, spec, image_prefix=self.config.image_prefix)
-                events = self.launches.start(launch).follow()
+                build_only = build_only_requested(request.query_params.get("build_only"), self.config.api_only)
+                launch = launch_events(
+                    self.actors, provider, spec, image_prefix=self.config.image_prefix, build_only=build_only
+                )
+                if build_only:
+                    launch = _ending_as_binderhub_builds(launch)
+                labels = repo_labels(provider, spec, self.config)
+                observed = self.metrics.observed(launch, labels, build_only=build_only)
+                events = self.launches.start(observed).follow()
             except InvalidSpec as error:
                 events = _single((None, failed(str(error), 400)))
         return StreamingResponse(event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -98,7 +121,9 @@ class BinderIngress:
         except InvalidSpec as error:
             return HTMLResponse(_error_page(str(error)), status_code=400)
         depth = spec.count("/") + 2  # from /v2/<provider>/<spec> back to the app's root
-        settings = {"buildUrl": "../" * depth + f"build/{provider}/{spec}", "redirectPath": landing}
+        build_url = "../" * depth + f"build/{provider}/{spec}"
+        token = self.access.page_token(f"{provider}/{spec}", request.headers)  # None unless BINDER_BUILD_TOKEN_SECRET
+        settings = {"buildUrl": build_url + (f"?build_token={token}" if token else ""), "redirectPath": landing}
         page = (
             _page("launch.html")
             .replace("{{settings}}", html.escape(json.dumps(settings), quote=False))
@@ -112,26 +137,45 @@ class BinderIngress:
 
     @api.get("/health")
     async def health(self) -> JSONResponse:
-        """The hub's and each actor's state; 503 when any is not ok."""
-        checks: list[dict[str, Any]] = []
-        hub = await _call(self.actors.session_manager.health.remote())
-        hub_check = hub if isinstance(hub, dict) else {"ok": False, "error": hub}
-        checks.append({"service": "JupyterHub", **hub_check})
-        for name in type(self.actors).model_fields:
-            handle = getattr(self.actors, name)
-            started = time.monotonic()
-            answer = await _call(handle.__ray_ready__.remote())
-            checks.append(
-                {
-                    "service": name,
-                    "ok": not isinstance(answer, str),
-                    "latency_ms": round((time.monotonic() - started) * 1000, 2),
-                }
+        """Registry, JupyterHub, session quota and each actor; 503 when a check other than the quota fails."""
+        report = await self.health_checks.report()
+        return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    @api.get("/versions")
+    async def versions(self) -> JSONResponse:
+        """BinderHub's shape: what builds images, and this service's version in place of BinderHub's."""
+        return JSONResponse(versions(self.config, await self.health_checks.hub_version()))
+
+    @api.get("/api/repoproviders")
+    async def repo_providers(self) -> JSONResponse:
+        return JSONResponse(repoproviders(self.config.providers))
+
+    @api.get("/metrics")
+    async def metrics(self) -> Response:
+        """Prometheus text format: this replica's launch metrics and the actors' counters."""
+        handles = self.actors
+        self.metrics.cluster.update(
+            *await asyncio.gather(
+                ask(handles.image_cache.stats.remote()),
+                ask(handles.ref_resolver.stats.remote()),
+                ask(handles.build_scheduler.stats.remote()),
+                ask(handles.activity_monitor.status.remote()),
             )
-        culler = await _call(self.actors.activity_monitor.status.remote())
-        ok = all(check["ok"] for check in checks)
-        body = {"ok": ok, "checks": checks, "culler": culler if isinstance(culler, dict) else None}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        )
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @api.get("/badge.svg")
+    async def badge(self) -> Response:
+        return Response(_page("badge.svg"), media_type="image/svg+xml", headers=BADGE_HEADERS)
+
+    @api.get("/badge_logo.svg")
+    async def badge_logo(self) -> Response:
+        return Response(_page("badge_logo.svg"), media_type="image/svg+xml", headers=BADGE_HEADERS)
+
+    @api.get("/repo/{user}/{repo}{path:path}")
+    async def legacy_repo(self, user: str, repo: str, path: str) -> RedirectResponse:
+        """Links of the first Binder: /repo/<user>/<repo>[/path] opens that GitHub repository's master."""
+        return RedirectResponse(legacy_redirect(self.config.base_path, user, repo, path), status_code=302)
 
 
 def build_app(config: BinderConfig | None = None) -> serve.Application:

@@ -31,6 +31,7 @@ class RefResolver:
         self._misses: dict[tuple[str, str], tuple[float, ResolveError]] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Future[ResolvedRef]] = {}
         self.upstream_calls = 0
+        self.cache_hits = 0  # answers from the cache or from a resolution already in flight
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def resolve(self, request: ResolveRequest) -> ResolvedRef:
@@ -42,11 +43,13 @@ class RefResolver:
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached and cached[0] > now:
+            self.cache_hits += 1
             return cached[1]
         miss = self._misses.get(key)
         if miss and miss[0] > now:
             raise miss[1]
         if key in self._in_flight:
+            self.cache_hits += 1
             return await asyncio.shield(self._in_flight[key])
         future: asyncio.Future[ResolvedRef] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
@@ -80,6 +83,7 @@ class RefResolver:
     async def stats(self) -> dict[str, int]:
         return {
             "upstream_calls": self.upstream_calls,
+            "cache_hits": self.cache_hits,
             "upstream_requests": self.upstream.requests,
             "cached": len(self._cache),
             "cached_misses": len(self._misses),

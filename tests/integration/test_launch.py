@@ -109,7 +109,9 @@ def test_health_reports_the_hub_and_every_actor(base_url):
     assert body["ok"] is True
     services = {check["service"] for check in body["checks"]}
     assert services == {
+        "Registry",
         "JupyterHub",
+        "Session quota",
         "ref_resolver",
         "image_cache",
         "build_scheduler",
@@ -153,7 +155,8 @@ def test_github_link_launches_as_on_mybinder(base_url, github):
     assert ready["repo_url"] == f"{github.url}/binder-examples/requirements"
     assert ready["binder_ref_url"] == f"{github.url}/binder-examples/requirements/tree/{sha}"
     assert ready["binder_persistent_request"] == f"v2/gh/binder-examples/requirements/{sha}"
-    assert run_in_kernel(ready["url"], ready["token"], "import tabulate; print(tabulate.__version__)").strip() == "0.9.0"
+    version = run_in_kernel(ready["url"], ready["token"], "import tabulate; print(tabulate.__version__)")
+    assert version.strip() == "0.9.0"
 
 
 def test_link_to_a_renamed_master_branch_still_launches_and_says_so(base_url, github):

@@ -1,0 +1,111 @@
+"""/health: the registry, JupyterHub, the session quota and each actor, as BinderHub's checks.
+
+The expensive checks (registry, quota) are cached for HEALTH_CACHE_SECONDS per replica, as BinderHub's
+`at_most_every`; the hub and the actors are asked on every call, so an outage shows at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from binder_actors.actors import ActorHandles
+from binder_actors.config import BinderConfig
+
+T = TypeVar("T")
+
+HEALTH_CACHE_SECONDS = 15.0
+CALL_TIMEOUT = 5.0
+SOFT_CHECKS = {"Session quota"}  # a full Binder is still healthy, as BinderHub's pod quota
+
+
+class AtMostEvery(Generic[T]):
+    """An async computation run at most once per `interval`; concurrent callers share one run."""
+
+    def __init__(
+        self, compute: Callable[[], Awaitable[T]], interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.compute = compute
+        self.interval = interval
+        self.clock = clock
+        self._result: tuple[float, T] | None = None
+        self._running: asyncio.Future[T] | None = None
+
+    async def __call__(self) -> T:
+        if self._result is not None and self.clock() - self._result[0] < self.interval:
+            return self._result[1]
+        if self._running is None:
+            self._running = asyncio.ensure_future(self.compute())
+            self._running.add_done_callback(self._store)
+        return await asyncio.shield(self._running)
+
+    def _store(self, done: asyncio.Future[T]) -> None:
+        self._running = None
+        if not done.cancelled() and done.exception() is None:
+            self._result = (self.clock(), done.result())
+
+
+async def ask(call: Awaitable[Any], timeout: float = CALL_TIMEOUT) -> Any:
+    """An actor call's answer, or an `Error` string saying why there is none."""
+    try:
+        return await asyncio.wait_for(call, timeout)
+    except Exception as error:  # a health check reports failures, it does not raise them
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def answer_check(service: str, answer: Any) -> dict[str, Any]:
+    """A check from an actor's `{"ok": ...}` answer, or a failed one from an error string."""
+    if isinstance(answer, dict):
+        return {"service": service, **answer}
+    return {"service": service, "ok": False, "error": str(answer)}
+
+
+class HealthChecks:
+    """The checks of one replica, with its cache of the expensive ones."""
+
+    def __init__(
+        self, handles: ActorHandles, config: BinderConfig, cache_seconds: float = HEALTH_CACHE_SECONDS
+    ) -> None:
+        self.handles = handles
+        self.config = config
+        self.registry = AtMostEvery(self._registry, cache_seconds)
+        self.quota = AtMostEvery(self._quota, cache_seconds)
+
+    async def _registry(self) -> dict[str, Any]:
+        return answer_check("Registry", await ask(self.handles.image_cache.health.remote()))
+
+    async def _quota(self) -> dict[str, Any]:
+        sessions = await ask(self.handles.session_manager.list_sessions.remote())
+        if isinstance(sessions, str):
+            return {"service": "Session quota", "ok": False, "error": sessions}
+        quota = self.config.max_sessions
+        return {"service": "Session quota", "ok": len(sessions) <= quota, "sessions": len(sessions), "quota": quota}
+
+    async def _actor(self, name: str) -> dict[str, Any]:
+        started = time.monotonic()
+        answer = await ask(getattr(self.handles, name).__ray_ready__.remote())
+        check = {
+            "service": name,
+            "ok": not isinstance(answer, str),
+            "latency_ms": round((time.monotonic() - started) * 1000, 2),
+        }
+        if isinstance(answer, str):
+            check["error"] = answer
+        return check
+
+    async def hub_version(self) -> str | None:
+        answer = await ask(self.handles.session_manager.health.remote())
+        return answer.get("version") if isinstance(answer, dict) else None
+
+    async def report(self) -> dict[str, Any]:
+        """`{"ok": ..., "checks": [...], "culler": ...}`; ok is False when any hard check failed."""
+        hub = ask(self.handles.session_manager.health.remote())
+        actors = [self._actor(name) for name in type(self.handles).model_fields]
+        registry, hub_answer, quota, culler, *actor_checks = await asyncio.gather(
+            self.registry(), hub, self.quota(), ask(self.handles.activity_monitor.status.remote()), *actors
+        )
+        checks = [registry, answer_check("JupyterHub", hub_answer), quota, *actor_checks]
+        ok = all(check["ok"] for check in checks if check["service"] not in SOFT_CHECKS)
+        return {"ok": ok, "checks": checks, "culler": culler if isinstance(culler, dict) else None}
