@@ -29,6 +29,7 @@ from binder_actors.builders import BuildRequest
 from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.links import parse_binder_url
+from binder_actors.names import user_name_for_repo
 from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 NO_READY = "The launch ended without a ready event."
 RETRY_MESSAGE = "binder-actors restarted a part of itself during your launch; please retry."
+ABANDONED_CLEANUP_SECONDS = 120.0
 
 
 class LaunchFailed(Exception):
@@ -55,6 +57,14 @@ def _user_error(error: BaseException) -> BinderEvent | None:
     if isinstance(cause, ResolveError):
         return failed(str(cause), cause.status_code)
     return None
+
+
+async def _remove_abandoned(handles: ActorHandles, user: str) -> None:
+    """Stop the server and delete the user of a launch whose SessionManager died (best effort)."""
+    try:
+        await asyncio.wait_for(handles.session_manager.stop.remote(user), ABANDONED_CLEANUP_SECONDS)
+    except Exception as error:  # the next SessionManager start removes what is still half-made
+        log.warning("could not remove an abandoned launch user=%s: %s", user, type(error).__name__)
 
 
 async def launch_events(
@@ -91,9 +101,15 @@ async def launch_events(
             resolved=resolved,
             binder_request=f"v2/{provider}/{spec}",
             binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
+            user=user_name_for_repo(resolved.repo_url),
         )
-        async for ref in handles.session_manager.launch.remote(launch):
-            yield await ref
+        try:
+            async for ref in handles.session_manager.launch.remote(launch):
+                yield await ref
+        except RayActorError:
+            # The manager died mid-launch: its successor cannot know this user is nobody's, we do.
+            await _remove_abandoned(handles, launch.user)
+            raise
     except (RayTaskError, InvalidSpec, ResolveError) as error:
         event = _user_error(error)
         if event is None:

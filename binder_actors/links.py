@@ -1,7 +1,8 @@
 """Pure: Binder links taken apart, and where the browser lands (urlpath / labpath / filepath).
 
-The rules are BinderHub's client's: `urlpath` is taken as is (a leading slash dropped), `labpath`
-opens `doc/tree/<path>` and `filepath` opens `tree/<path>` (a trailing slash dropped from both).
+The rules are BinderHub's client's: `labpath` opens `doc/tree/<path>`, else `filepath` opens
+`tree/<path>` (one trailing slash dropped, the path as JavaScript's encodeURI writes it), else
+`urlpath` is taken as is; leading slashes of the result are dropped.
 """
 
 from __future__ import annotations
@@ -26,18 +27,27 @@ def _check_stays_inside(path: str, name: str) -> None:
         raise InvalidSpec(f"{name} holds control characters.")
 
 
+def _without_one_trailing_slash(path: str) -> str:
+    return path[:-1] if path.endswith("/") else path
+
+
 def redirect_path(urlpath: str | None = None, labpath: str | None = None, filepath: str | None = None) -> str:
-    """The path, relative to the server URL, that a launch ends on ('' for the default URL)."""
-    if urlpath:
-        _check_stays_inside(urlpath, "urlpath")
-        return urlpath.lstrip("/")
-    if labpath:
+    """The path, relative to the server URL, that a launch ends on ('' for the default URL).
+
+    BinderHub's client: `labpath` (present, even empty) wins, then `filepath`, then `urlpath`.
+    """
+    if labpath is not None:
         _check_stays_inside(labpath, "labpath")
-        return "doc/tree/" + quote(labpath.rstrip("/").lstrip("/"), safe=_ENCODE_URI_SAFE)
-    if filepath:
+        path = "doc/tree/" + quote(_without_one_trailing_slash(labpath), safe=_ENCODE_URI_SAFE)
+    elif filepath is not None:
         _check_stays_inside(filepath, "filepath")
-        return "tree/" + quote(filepath.rstrip("/").lstrip("/"), safe=_ENCODE_URI_SAFE)
-    return ""
+        path = "tree/" + quote(_without_one_trailing_slash(filepath), safe=_ENCODE_URI_SAFE)
+    elif urlpath is not None:
+        _check_stays_inside(urlpath, "urlpath")
+        path = urlpath
+    else:
+        return ""
+    return path.lstrip("/")
 
 
 class BinderLink(BaseModel):
@@ -84,7 +94,7 @@ def parse_binder_url(
     parts = urlsplit(url.strip())
     provider, spec, legacy_urlpath = _provider_and_spec(url, parts.path)
     parsed = parse_spec(provider, spec, settings=settings, allow_local_repos=allow_local_repos)
-    query = parse_qs(parts.query)
+    query = parse_qs(parts.query, keep_blank_values=True)  # `labpath=` counts, as URLSearchParams.has
 
     def first(name: str) -> str | None:
         return query.get(name, [None])[0]

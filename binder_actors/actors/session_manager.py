@@ -35,6 +35,7 @@ class LaunchRequest(BaseModel):
     resolved: ResolvedRef
     binder_request: str
     binder_persistent_request: str
+    user: str = ""  # the temporary user's name, chosen by the caller so it can clean up after a crash
 
 
 class Session(BaseModel):
@@ -82,6 +83,33 @@ class SessionManager:
         self._admission = asyncio.Lock()
         self._launching: dict[str, str] = {}  # user -> repo_url of launches in progress
         self.launches = 0
+        self.reconciled = await self._remove_orphans()
+
+    async def _remove_orphans(self) -> list[str]:
+        """Remove the users of launches that were in flight when a previous SessionManager died.
+
+        No launch outlives its SessionManager: whoever asked got a `failed` event saying to retry.
+        So at start, a temporary user without a running server, or whose spawn is still pending,
+        belongs to nobody and nothing else would remove it soon (the culler waits for idleness).
+        """
+        try:
+            users = await self.hub.list_users()
+        except HubError as error:
+            log.warning("could not look for orphaned sessions at start: %s", error)
+            return []
+        orphans = [
+            user["name"]
+            for user in users
+            if not user.get("admin")
+            and (not user.get("servers") or any(s.get("pending") for s in user["servers"].values()))
+        ]
+        for name in orphans:
+            log.info("removing an orphaned launch user=%s", name)
+            try:
+                await self.stop(name)
+            except HubError as error:
+                log.warning("could not remove orphaned user=%s: %s", name, error)
+        return orphans
 
     async def launch(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         """Start a server for `request.image`; launching events, then ready or failed."""
@@ -120,7 +148,7 @@ class SessionManager:
             of_repo += sum(r == repo_url for r in self._launching.values())
             if quota and of_repo >= quota:
                 raise QuotaExceeded(f"Too many users running {repo_url}! Try again soon.")
-            user = user_name_for_repo(repo_url)
+            user = request.user or user_name_for_repo(repo_url)
             await self.hub.create_user(user)
             self._launching[user] = repo_url
             return user
@@ -223,6 +251,7 @@ class SessionManager:
         users = await self.hub.list_users()
         return [s for user in users for s in session_from_hub(self.hub.hub_url, user)]
 
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stop(self, user: str) -> None:
         """Stop a session's servers and delete its temporary user."""
         model = await self.hub.get_user(user) or {}

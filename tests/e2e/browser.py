@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -79,7 +81,8 @@ def chromium_page() -> Iterator[Page]:
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is needed for the browser tests: apt-get install chromium"
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="binder-chromium-") as profile:
+    # chromium's helper processes may still write to the profile as it is removed
+    with tempfile.TemporaryDirectory(prefix="binder-chromium-", ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [
                 executable,
@@ -90,6 +93,7 @@ def chromium_page() -> Iterator[Page]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: closing it ends every helper process too
         )
         try:
 
@@ -108,5 +112,5 @@ def chromium_page() -> Iterator[Page]:
             finally:
                 socket.close()
         finally:
-            browser.kill()
+            os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(10)

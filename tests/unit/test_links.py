@@ -10,7 +10,11 @@ from binder_actors.providers import InvalidSpec
         (None, None, None, ""),
         ("lab", None, None, "lab"),
         ("/lab/tree/a.ipynb", None, None, "lab/tree/a.ipynb"),
-        ("voila/render/x.ipynb?x=1", "ignored", None, "voila/render/x.ipynb?x=1"),
+        ("voila/render/x.ipynb?x=1", None, None, "voila/render/x.ipynb?x=1"),
+        ("lab", "wins.ipynb", None, "doc/tree/wins.ipynb"),  # BinderHub's client: labpath over urlpath
+        ("lab", None, "tree.ipynb", "tree/tree.ipynb"),  # and filepath over urlpath
+        (None, "", None, "doc/tree/"),  # present but empty still counts, as URLSearchParams.has
+        (None, "folder//", None, "doc/tree/folder/"),  # one trailing slash dropped, as its regex does
         (None, "index.ipynb", None, "doc/tree/index.ipynb"),
         (None, "dir/with space.ipynb", None, "doc/tree/dir/with%20space.ipynb"),
         (None, "folder/", None, "doc/tree/folder"),
