@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -308,6 +309,7 @@ class LocalBuildExecutor:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         lock.process_groups.append(process.pid)
         lock.write()
@@ -330,6 +332,19 @@ class LocalBuildExecutor:
         _kill_group(process.pid)
         if code != 0:
             raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a build step's child: be killed when the scheduler's process dies (Linux), however it dies.
+
+    A killed BuildScheduler cannot stop its steps; without this they would run on until the
+    restarted scheduler's cleanup finds their process groups in the lock file.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _uv() -> list[str]:
