@@ -61,3 +61,8 @@ def test_stream_sends_keepalive_while_a_producer_is_quiet():
     chunks = asyncio.run(scenario())
     assert chunks[0].startswith("id: launch.0\ndata: ") and chunks[-1].startswith("id: launch.1\ndata: ")
     assert ":keepalive\n\n" in chunks
+
+
+def test_oversized_specs_are_refused_before_any_parsing():
+    with pytest.raises(InvalidSpec, match="longer than 4096"):
+        provider_and_spec("/build/gh/" + "a/" * 3000 + "HEAD", "build")
