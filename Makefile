@@ -32,8 +32,13 @@ test: setup
 unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-bench: setup
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test,bench]'
+	touch $@
+
+bench: setup $(VENV)/.bench-installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.plots
 
 lint: setup
 	$(BIN)/ruff check binder_actors serve_app cluster tests bench

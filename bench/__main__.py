@@ -12,10 +12,19 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import build, launch, resolve, sessions
+from bench import build, fanin, launch, memory, sessions, stages, throughput
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = {"build": build.run, "launch": launch.run, "resolve": resolve.run, "sessions": sessions.run}
+# One at a time: each starts and stops its own stack. throughput includes resolve.py's figures.
+BENCHMARKS = {
+    "build": build.run,
+    "launch": launch.run,
+    "sessions": sessions.run,
+    "stages": stages.run,
+    "fanin": fanin.run,
+    "throughput": throughput.run,
+    "memory": memory.run,
+}
 
 
 def main(selected: list[str]) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ray
 
+from bench.harness import percentile
 from binder_actors.actors import get_actors
 from binder_actors.actors.ref_resolver import ResolveRequest
 from binder_actors.actors.session_manager import LaunchRequest
@@ -23,11 +24,6 @@ from binder_actors.names import image_name
 from tests.helpers import git_spec, read_events, start_git_server, wait_for
 
 LAUNCHES = 20
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def timed_launch(manager, request: LaunchRequest) -> float:

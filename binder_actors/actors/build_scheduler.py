@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import ray
 
+from binder_actors.actors.image_cache import make_registry
 from binder_actors.builders import BuildFailed, BuildRequest, make_executor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
@@ -57,6 +58,7 @@ class BuildScheduler:
         setup_logging()
         self.config = config
         self.executor = make_executor(config)
+        self.registry = make_registry(config)
         removed = await asyncio.to_thread(self.executor.cleanup_incomplete)
         if removed:
             log.info("removed builds interrupted by a restart: %s", ", ".join(removed))
@@ -107,6 +109,13 @@ class BuildScheduler:
 
     async def _run_build(self, request: BuildRequest, run: BuildRun) -> None:
         try:
+            if await self.registry.exists(request.image):
+                # Built by a run that ended between this caller's cache check and its call: building
+                # again would replace the image under the launches already using it.
+                await run.finish(
+                    BinderEvent(phase="built", message="Found built image, launching...\n", image_name=request.image)
+                )
+                return
             await self._wait_for_slot(request.image, run)
             try:
                 self.builds_started += 1

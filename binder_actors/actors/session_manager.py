@@ -177,7 +177,7 @@ class SessionManager:
             if not server.get("ready"):
                 raise HubError("The server stopped while it was starting.", 500)
         except (HubError, TimeoutError, asyncio.TimeoutError) as error:
-            await self._discard(user, server_name)
+            await self._discard(user)
             message = str(error) or "The server did not become ready in time."
             if isinstance(error, asyncio.TimeoutError):
                 timeout = self.config.launch_timeout
@@ -185,7 +185,7 @@ class SessionManager:
             yield failed(f"Launch failed: {message}", getattr(error, "status_code", 500))
             return
         except BaseException:
-            await asyncio.shield(self._discard(user, server_name))
+            await asyncio.shield(self._discard(user))
             raise
         self.launches += 1
         url = self.hub.hub_url.rstrip("/") + server["url"]
@@ -233,16 +233,10 @@ class SessionManager:
         finally:
             task.cancel()
 
-    async def _discard(self, user: str, server_name: str) -> None:
-        """Stop a failed launch's server (pending or not) and delete its user."""
+    async def _discard(self, user: str) -> None:
+        """Stop a failed launch's server (pending or not) and delete its user, logging a failure."""
         try:
-            await self.hub.stop_server(user, server_name)
-            for _ in range(DISCARD_POLLS):
-                model = await self.hub.get_user(user)
-                if not model or not model.get("servers"):
-                    break
-                await asyncio.sleep(DISCARD_POLL_SECONDS)
-            await self.hub.delete_user(user)
+            await self.stop(user)
         except HubError as error:
             log.warning("could not remove user=%s after a failed launch (the culler will): %s", user, error)
 
@@ -253,10 +247,18 @@ class SessionManager:
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stop(self, user: str) -> None:
-        """Stop a session's servers and delete its temporary user."""
+        """Stop a session's servers and delete its temporary user.
+
+        The hub refuses to delete a user whose server is still stopping, so wait for that first.
+        """
         model = await self.hub.get_user(user) or {}
         for server_name in model.get("servers") or {}:
             await self.hub.stop_server(user, server_name)
+        for _ in range(DISCARD_POLLS):
+            model = await self.hub.get_user(user)
+            if not model or not model.get("servers"):
+                break
+            await asyncio.sleep(DISCARD_POLL_SECONDS)
         await self.hub.delete_user(user)
 
     async def health(self) -> dict[str, Any]:

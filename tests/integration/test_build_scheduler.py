@@ -152,3 +152,15 @@ def test_restarted_scheduler_stops_and_removes_an_interrupted_build(actors, git_
 
 async def collect_generator(stream) -> list:
     return [await ref async for ref in stream]
+
+
+def test_a_request_arriving_after_its_build_ended_does_not_build_again(actors, git_server):
+    """Fan-in: a click that missed the cache while the build ran, and asks only after it ended."""
+    git_server.add("late-click", {"requirements.txt": ""})
+    request = request_for(actors, git_server, "late-click")
+    first = asyncio.run(collect(actors.build_scheduler, request))
+    started = ray.get(actors.build_scheduler.stats.remote())["builds_started"]
+    late = asyncio.run(collect(actors.build_scheduler, request))
+    assert first[-1].phase == "built"
+    assert [e.phase for e in late] == ["built"] and "Found built image" in late[0].message
+    assert ray.get(actors.build_scheduler.stats.remote())["builds_started"] == started
