@@ -58,6 +58,19 @@ class BinderSpawnerMixin(Configurable):
         env["JUPYTERHUB_ALLOW_TOKEN_IN_URL"] = "1"
         return env
 
+    # Cooperative overrides: the mixin comes first in each spawner's bases, so these wrap the spawner's own.
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()  # type: ignore[misc]
+        env.update(self.binder_env())
+        return env
+
+    def get_args(self) -> list[str]:
+        return super().get_args() + self.binder_args()  # type: ignore[misc]
+
+    async def start(self) -> Any:
+        self.check_binder_options()
+        return await super().start()  # type: ignore[misc]
+
     def binder_args(self) -> list[str]:
         """In-session culling, as mybinder.org configures it."""
         args = []
@@ -96,11 +109,10 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         env.update(server_environment(self._image(), self.session_home))
-        env.update(self.binder_env())
         return env
 
     def get_args(self) -> list[str]:
-        args = super().get_args() + self.binder_args()
+        args = super().get_args()
         if os.geteuid() == 0:
             args.append("--allow-root")
         return args
@@ -161,17 +173,8 @@ def _kube_binder_spawner() -> type:
     class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
         """Runs the built image in a pod: the image comes from the launch's `user_options`, not a profile."""
 
-        def get_env(self) -> dict[str, str]:
-            env = super().get_env()
-            env.update(self.binder_env())
-            return env
-
-        def get_args(self) -> list[str]:
-            return super().get_args() + self.binder_args()
-
         async def start(self) -> Any:
-            self.check_binder_options()
-            self.image = self.user_options["image"]
+            self.image = self.user_options.get("image", "")
             return await super().start()
 
     KubeBinderSpawner.__module__ = __name__
@@ -243,17 +246,6 @@ def _docker_binder_spawner() -> type:
                 raise died
             return await super().get_ip_and_port()
 
-        def get_env(self) -> dict[str, str]:
-            env = super().get_env()
-            env.update(self.binder_env())
-            return env
-
-        def get_args(self) -> list[str]:
-            return super().get_args() + self.binder_args()
-
-        async def start(self) -> Any:
-            self.check_binder_options()
-            return await super().start()  # DockerSpawner takes the image from user_options["image"]
 
     DockerBinderSpawner.__module__ = __name__
     DockerBinderSpawner.__qualname__ = "DockerBinderSpawner"
