@@ -74,8 +74,12 @@ async def launch_events(
     *,
     image_prefix: str = "",
     build_only: bool = False,
+    launch_id: str = "",
 ) -> AsyncIterator[BinderEvent]:
     """Resolve, build if needed, and launch (unless `build_only`); every outcome is an event.
+
+    `launch_id` names the session's hub user: launching again with the same id (a client that
+    reconnected elsewhere) re-attaches to the same session instead of starting a second one.
 
     Bad specs and refused ones come back from RefResolver as InvalidSpec / ResolveError and
     end the stream as a `failed` event with their message.
@@ -101,7 +105,7 @@ async def launch_events(
             resolved=resolved,
             binder_request=f"v2/{provider}/{spec}",
             binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
-            user=user_name_for_repo(resolved.repo_url),
+            user=user_name_for_repo(resolved.repo_url, launch_id),
         )
         try:
             async for ref in handles.session_manager.launch.remote(launch):

@@ -68,7 +68,8 @@ class HubClient:
     ) -> Any:
         """One API call, retried with backoff while the hub is unreachable or answers 502-504.
 
-        Those answers come from the proxy or the network, before the hub acted, so a retry is safe.
+        Those answers come from the proxy or the network, before the hub acted, so a retry is safe;
+        so does a 404 that is not the hub's JSON (a restarted proxy without its route to the hub yet).
         """
         delay = RETRY_FIRST_DELAY
         for attempt in range(RETRIES + 1):
@@ -80,11 +81,11 @@ class HubClient:
                         f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__})."
                     ) from None
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == RETRIES:
+                if not _before_the_hub(response) or attempt == RETRIES:
                     break
             await asyncio.sleep(delay)
             delay *= 2
-        if response.status_code in RETRY_STATUSES:
+        if _before_the_hub(response):
             raise HubUnavailable(f"JupyterHub at {self.hub_url} is unavailable ({response.status_code}).")
         if response.status_code not in ok:
             raise HubError(_error_message(response), response.status_code)
@@ -153,6 +154,13 @@ class HubClient:
             if not following or not items:
                 return users
             offset = int(following["offset"])
+
+
+def _before_the_hub(response: httpx.Response) -> bool:
+    """An answer of the proxy or the network, not of the hub: the hub never saw the request."""
+    if response.status_code in RETRY_STATUSES:
+        return True
+    return response.status_code == 404 and not response.headers.get("content-type", "").startswith("application/json")
 
 
 def _error_message(response: httpx.Response) -> str:

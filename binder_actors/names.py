@@ -57,12 +57,22 @@ def build_name(build_slug: str, resolved_ref: str, prefix: str = "build-") -> st
     return f"{prefix}{slug}-{ref}".lower()
 
 
-def user_name_for_repo(repo_url: str) -> str:
-    """A fresh temporary hub user: the repository's name plus 8 random characters."""
+def user_name_for_repo(repo_url: str, launch_id: str = "") -> str:
+    """A temporary hub user: the repository's name plus 8 characters.
+
+    The 8 characters are random, or derived from `launch_id` one way (a hash), so asking again
+    for the same launch names the same user, while a user name (it is in the session's URL)
+    does not give away the launch id that re-attaches to the session.
+    """
     name = repo_url.rstrip("/").rsplit("/", 1)[-1]
     name = name.removesuffix(".git")
     prefix = re.sub(r"[^a-z0-9]+", "-", name.lower())[:USER_PREFIX_LIMIT].strip("-") or "binder"
-    return f"{prefix}-{server_name_for_launch()}"
+    if not launch_id:
+        return f"{prefix}-{server_name_for_launch()}"
+    digest = hashlib.sha256(f"binder-launch:{launch_id}".encode()).digest()
+    first = string.ascii_lowercase[digest[0] % 26]
+    rest = "".join(_SUFFIX_CHARS[byte % len(_SUFFIX_CHARS)] for byte in digest[1:USER_SUFFIX_LENGTH])
+    return f"{prefix}-{first}{rest}"
 
 
 def server_name_for_launch() -> str:

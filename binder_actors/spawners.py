@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 from collections import deque
 from pathlib import Path
@@ -128,8 +129,37 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         with open(self.session_log, "wb") as log:
             self.popen_kwargs = {"stdout": log, "stderr": log}
             ip, port = await super().start()
+        self.session_pid_file.write_text(str(self.pid))
         await self._until_listening(ip, port)
         return ip, port
+
+    @property
+    def session_pid_file(self) -> Path:
+        return self.session_home.with_name(self.session_home.name + ".pid")
+
+    async def poll(self) -> int | None:
+        if not self.pid:
+            self._end_unrecorded_server()
+        return await super().poll()
+
+    def _end_unrecorded_server(self) -> None:
+        """End the server of a spawn the hub did not live to record (it died or was killed mid-spawn).
+
+        The hub restarts without this server's pid and takes the server as stopped; without this
+        its process would run on, unknown to anyone. The pid file tells it, checked against the
+        process's own JUPYTERHUB_USER and JUPYTERHUB_SERVER_NAME so no other process is touched.
+        """
+        try:
+            pid = int(self.session_pid_file.read_text())
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        ours = {f"JUPYTERHUB_USER={self.user.name}".encode(), f"JUPYTERHUB_SERVER_NAME={self.name}".encode()}
+        if ours <= set(environ):
+            self.log.warning("ending server pid=%s of %s: its spawn was never recorded by the hub", pid, self.user.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self._remove_session_files()
 
     async def _until_listening(self, ip: str, port: int) -> None:
         """Return once the server accepts connections; fail at once, with its log, if it exits."""
@@ -159,6 +189,7 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
     def _remove_session_files(self) -> None:
         shutil.rmtree(self.session_home, ignore_errors=True)
         self.session_log.unlink(missing_ok=True)
+        self.session_pid_file.unlink(missing_ok=True)
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)

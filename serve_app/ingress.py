@@ -22,7 +22,7 @@ from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, parse_spec
 from serve_app.access import AccessControl, AccessPolicy, build_only_requested
 from serve_app.health import HealthChecks, ask
-from serve_app.launches import LaunchRegistry, parse_last_event_id
+from serve_app.launches import LaunchRegistry, new_launch_id, parse_last_event_id
 from serve_app.metrics import CONTENT_TYPE, BinderMetrics, repo_labels
 from serve_app.paths import legacy_redirect, provider_and_spec
 from serve_app.repoproviders import repoproviders
@@ -92,20 +92,29 @@ class BinderIngress:
         if run is not None and resumed is not None:
             if run.finished_at is not None and resumed[1] >= len(run.backlog) - 1:
                 return Response(status_code=204)  # everything was seen: a 204 stops EventSource reconnecting
-            events = run.follow(after=resumed[1])
+            events = run.numbered(after=resumed[1])
         else:
+            # A launch id this replica does not know is one another (or a dead) replica gave out:
+            # running the launch again under it reaches the same session, not a second one.
+            launch_id = resumed[0] if resumed else new_launch_id()
             try:
                 provider, spec = provider_and_spec(_raw_path(request), "build")
                 self._check_spec(provider, spec)
                 build_only = build_only_requested(request.query_params.get("build_only"), self.config.api_only)
                 launch = launch_events(
-                    self.actors, provider, spec, image_prefix=self.config.image_prefix, build_only=build_only
+                    self.actors,
+                    provider,
+                    spec,
+                    image_prefix=self.config.image_prefix,
+                    build_only=build_only,
+                    launch_id=launch_id,
                 )
                 if build_only:
                     launch = _ending_as_binderhub_builds(launch)
-                labels = repo_labels(provider, spec, self.config)
-                observed = self.metrics.observed(launch, labels, build_only=build_only)
-                events = self.launches.start(observed).follow()
+                if not resumed:  # a resumed launch was counted where it began
+                    labels = repo_labels(provider, spec, self.config)
+                    launch = self.metrics.observed(launch, labels, build_only=build_only)
+                events = self.launches.start(launch, launch_id).numbered()
             except InvalidSpec as error:
                 events = _single((None, failed(str(error), 400)))
         return StreamingResponse(event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS)

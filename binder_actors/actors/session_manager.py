@@ -15,9 +15,10 @@ from typing import Any
 import ray
 from pydantic import BaseModel
 
+from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
-from binder_actors.hub import HubClient, HubError
+from binder_actors.hub import HubClient, HubError, HubUnavailable
 from binder_actors.logs import setup_logging
 from binder_actors.names import server_name_for_launch, user_name_for_repo
 from binder_actors.policy import repo_quota
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DISCARD_POLLS = 150
 DISCARD_POLL_SECONDS = 0.2
+REMOVE_RETRY_FIRST_SECONDS = 1.0
+REMOVE_RETRY_MAX_SECONDS = 30.0
 
 
 class LaunchRequest(BaseModel):
@@ -53,6 +56,31 @@ class Session(BaseModel):
 
 class QuotaExceeded(Exception):
     pass
+
+
+def ready_event(url: str, user_options: dict[str, Any]) -> BinderEvent:
+    """BinderHub's ready event of a server at `url`, from the Binder fields of its user_options."""
+    return BinderEvent(
+        phase="ready",
+        message=f"server running at {url}\n",
+        url=url,
+        token=user_options["token"],
+        image=user_options["image"],
+        repo_url=user_options["repo_url"],
+        binder_ref_url=user_options["binder_ref_url"],
+        binder_launch_host=user_options["binder_launch_host"],
+        binder_request=user_options["binder_request"],
+        binder_persistent_request=user_options["binder_persistent_request"],
+    )
+
+
+def ready_event_of(hub_url: str, user: dict[str, Any]) -> BinderEvent | None:
+    """The ready event of a hub user's ready server, or None if it has none."""
+    for server in (user.get("servers") or {}).values():
+        options = server.get("user_options") or {}
+        if server.get("ready") and not server.get("pending") and "token" in options:
+            return ready_event(hub_url.rstrip("/") + server["url"], options)
+    return None
 
 
 def session_from_hub(hub_url: str, user: dict[str, Any]) -> list[Session]:
@@ -82,6 +110,9 @@ class SessionManager:
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission = asyncio.Lock()
         self._launching: dict[str, str] = {}  # user -> repo_url of launches in progress
+        self._runs: dict[str, Backlog[BinderEvent]] = {}  # user -> its launch, while it runs
+        self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
+        self._remover: asyncio.Task[None] | None = None
         self.launches = 0
         self.reconciled = await self._remove_orphans()
 
@@ -112,32 +143,63 @@ class SessionManager:
         return orphans
 
     async def launch(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
-        """Start a server for `request.image`; launching events, then ready or failed."""
-        try:
-            user = await self._admit(request)
-        except QuotaExceeded as error:
-            yield failed(str(error), 429)
-            return
-        except HubError as error:
-            yield failed(f"Could not start a session: {error}", error.status_code)
-            return
-        try:
-            async for event in self._spawn(user, request):
-                yield event
-        finally:
-            del self._launching[user]
+        """Start a server for `request.image`; launching events, then ready or failed.
 
-    async def _admit(self, request: LaunchRequest) -> str:
+        Idempotent per `request.user`: asking again for a user being launched follows that launch
+        (no second server), and asking for a user whose server is ready gets its ready event again.
+        A launch runs as a task of its own, so it ends the same whoever stops listening.
+        """
+        if not request.user:
+            request = request.model_copy(update={"user": user_name_for_repo(request.resolved.repo_url)})
+        run = self._runs.get(request.user)
+        if run is None:
+            run = self._runs[request.user] = Backlog(self._launch(request))
+        async for _, event in run.follow():
+            yield event
+
+    async def _launch(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
+        user = request.user
+        try:
+            for _ in range(2):
+                try:
+                    existing = await self._admit(request)
+                except QuotaExceeded as error:
+                    yield failed(str(error), 429)
+                    return
+                except HubError as error:
+                    message = f"Could not start a session: {str(error).rstrip('.')}. Try again in a moment."
+                    yield failed(message, error.status_code)
+                    return
+                if existing is None:
+                    break
+                ready = ready_event_of(self.hub.hub_url, existing)
+                if ready is not None:  # asked again for a session already delivered
+                    yield ready
+                    return
+                await self._discard(user)  # half-made by a launch that died: start it over
+            try:
+                async for event in self._spawn(user, request):
+                    yield event
+            finally:
+                self._launching.pop(user, None)
+        finally:
+            self._runs.pop(user, None)
+
+    async def _admit(self, request: LaunchRequest) -> dict[str, Any] | None:
         """Count sessions and create the user under one lock, so no quota is ever over-admitted.
 
         A session counts from the moment its user is created (in `_launching`) until the hub
-        no longer lists its server.
+        no longer lists its server. If the hub already has `request.user`, nothing is created and
+        its model is returned.
         """
         repo_url = request.resolved.repo_url
         async with self._admission:
             if self.config.max_sessions <= 0:
                 raise QuotaExceeded("This BinderHub is in maintenance: no new sessions. Try again later.")
             users = await self.hub.list_users()
+            existing = next((u for u in users if u["name"] == request.user), None)
+            if existing is not None:
+                return existing
             settled = [
                 s for u in users if u["name"] not in self._launching for s in session_from_hub(self.hub.hub_url, u)
             ]
@@ -148,10 +210,9 @@ class SessionManager:
             of_repo += sum(r == repo_url for r in self._launching.values())
             if quota and of_repo >= quota:
                 raise QuotaExceeded(f"Too many users running {repo_url}! Try again soon.")
-            user = request.user or user_name_for_repo(repo_url)
-            await self.hub.create_user(user)
-            self._launching[user] = repo_url
-            return user
+            await self.hub.create_user(request.user)
+            self._launching[request.user] = repo_url
+            return None
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         resolved = request.resolved
@@ -179,6 +240,8 @@ class SessionManager:
         except (HubError, TimeoutError, asyncio.TimeoutError) as error:
             await self._discard(user)
             message = str(error) or "The server did not become ready in time."
+            if isinstance(error, HubUnavailable):
+                message = f"{message.rstrip('.')}. Try again in a moment."
             if isinstance(error, asyncio.TimeoutError):
                 timeout = self.config.launch_timeout
                 message = f"The server was not ready after BINDER_LAUNCH_TIMEOUT={timeout}s."
@@ -188,20 +251,8 @@ class SessionManager:
             await asyncio.shield(self._discard(user))
             raise
         self.launches += 1
-        url = self.hub.hub_url.rstrip("/") + server["url"]
         log.info("session ready user=%s image=%s", user, request.image)
-        yield BinderEvent(
-            phase="ready",
-            message=f"server running at {url}\n",
-            url=url,
-            token=token,
-            image=request.image,
-            repo_url=resolved.repo_url,
-            binder_ref_url=resolved.ref_url,
-            binder_launch_host=self.config.launch_host,
-            binder_request=request.binder_request,
-            binder_persistent_request=request.binder_persistent_request,
-        )
+        yield ready_event(self.hub.hub_url.rstrip("/") + server["url"], user_options)
 
     async def _follow_spawn(self, user: str, server_name: str, deadline: float) -> AsyncIterator[BinderEvent]:
         """Relay the hub's spawn progress until the server is ready, within the launch timeout."""
@@ -234,11 +285,34 @@ class SessionManager:
             task.cancel()
 
     async def _discard(self, user: str) -> None:
-        """Stop a failed launch's server (pending or not) and delete its user, logging a failure."""
+        """Stop a failed launch's server (pending or not) and delete its user.
+
+        If the hub cannot do it now (it is down or restarting), keep trying in the background
+        until it can: a failed launch leaves nothing behind once the hub is back.
+        """
         try:
             await self.stop(user)
         except HubError as error:
-            log.warning("could not remove user=%s after a failed launch (the culler will): %s", user, error)
+            log.warning("could not remove user=%s after a failed launch, retrying in the background: %s", user, error)
+            self._to_remove.add(user)
+            if self._remover is None or self._remover.done():
+                self._remover = asyncio.create_task(self._remove_later())
+
+    async def _remove_later(self) -> None:
+        delay = REMOVE_RETRY_FIRST_SECONDS
+        while self._to_remove:
+            await asyncio.sleep(delay)
+            for user in list(self._to_remove):
+                if user in self._runs:  # launched again meanwhile: that launch owns it now
+                    self._to_remove.discard(user)
+                    continue
+                try:
+                    await self.stop(user)
+                except HubError:
+                    continue
+                self._to_remove.discard(user)
+                log.info("removed user=%s of a failed launch", user)
+            delay = min(delay * 2, REMOVE_RETRY_MAX_SECONDS)
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def list_sessions(self) -> list[Session]:

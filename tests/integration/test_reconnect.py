@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 
 import httpx
+import ray
 
+from binder_actors.client import launch_events
+from binder_actors.events import BinderEvent
+from binder_actors.names import user_name_for_repo
 from tests.helpers import git_spec, wait_for
 from tests.integration.conftest import REQUIREMENTS_REPO, hub_users
 
@@ -47,12 +53,39 @@ def test_reconnect_with_last_event_id_resumes_the_same_launch(base_url, git_serv
     assert done.status_code == 204
 
 
-def test_unknown_last_event_id_starts_a_launch_of_its_own(base_url, requirements_repo):
+def test_a_launch_id_this_replica_never_gave_out_runs_the_launch_under_it(base_url, requirements_repo, stack):
+    """As after a reconnect that reached another (or a restarted) replica: same launch id, one session."""
     repo_url, _ = requirements_repo
     url = f"{base_url}build/git/{git_spec(repo_url, 'HEAD')}"
-    events = read_stream(url, {**SSE, "Last-Event-ID": "0123456789abcdef.3"})
+    launch_id = secrets.token_hex(8)
+    events = read_stream(url, {**SSE, "Last-Event-ID": f"{launch_id}.3"})
     assert events[-1][1]["phase"] == "ready"
-    assert events[0][0].endswith(".0") and not events[0][0].startswith("0123456789abcdef")
+    assert all(event_id.startswith(f"{launch_id}.") for event_id, _ in events)
+    user = events[-1][1]["url"].rstrip("/").rsplit("/", 1)[-1]
+    assert user == user_name_for_repo(repo_url, launch_id)
+
+
+def test_the_same_launch_id_from_two_replicas_starts_one_server(actors, requirements_repo, stack):
+    """Two flows with one launch id (two replicas, or one and its replacement): one user, one server."""
+    repo_url, _ = requirements_repo
+    launch_id = secrets.token_hex(8)
+
+    async def one() -> BinderEvent:
+        events = [e async for e in launch_events(actors, "git", git_spec(repo_url, "main"), launch_id=launch_id)]
+        return events[-1]
+
+    async def both() -> list[BinderEvent]:
+        return list(await asyncio.gather(one(), one()))
+
+    first, second = asyncio.run(both())
+    assert first.phase == second.phase == "ready", (first, second)
+    assert first.url == second.url and first.token == second.token
+    # Asked again after it was delivered (a late reconnect): the same session again, from the hub.
+    again = asyncio.run(one())
+    assert (again.phase, again.url, again.token) == ("ready", first.url, first.token)
+    user = user_name_for_repo(repo_url, launch_id)
+    assert [u["name"] for u in hub_users(stack) if u["name"] == user] == [user]
+    ray.get(actors.session_manager.stop.remote(user))
 
 
 def test_bad_input_still_fails_at_once_without_an_id(base_url):

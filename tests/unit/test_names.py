@@ -65,6 +65,15 @@ def test_temporary_user_is_repo_name_plus_eight_random_characters(repo_url, pref
     assert first != second
 
 
+def test_a_launch_id_names_the_same_user_each_time_without_revealing_itself():
+    launch_id = "0123456789abcdef"
+    name = user_name_for_repo("https://example.org/org/analysis", launch_id)
+    assert name == user_name_for_repo("https://example.org/org/analysis.git", launch_id)
+    assert re.fullmatch(r"analysis-[a-z][a-z0-9]{7}", name)
+    assert launch_id[:8] not in name
+    assert name != user_name_for_repo("https://example.org/org/analysis", "fedcba9876543210")
+
+
 @pytest.mark.parametrize("bad", ["../etc:passwd", "UPPER:tag", "name", "a:b/c", ""])
 def test_invalid_image_names_are_rejected(bad):
     assert not is_valid_image_name(bad)
