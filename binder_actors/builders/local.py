@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import json
 import logging
 import os
@@ -140,13 +141,26 @@ class LocalBuildExecutor:
         return removed
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
+        try:
+            await self._build(request, emit)
+        except (BuildFailed, OSError) as error:
+            if not _out_of_space(error):
+                raise
+            free = shutil.disk_usage(self.config.data_dir).free // 2**20
+            raise BuildFailed(
+                f"The build ran out of disk space: BINDER_DATA_DIR ({self.config.data_dir}) has {free} MiB free. "
+                "Free some space there (or remove old images), then launch again.",
+                getattr(error, "log_tail", []),
+            ) from None
+
+    async def _build(self, request: BuildRequest, emit: Emit) -> None:
         target = self.store.path_for(request.image)
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
         lock = BuildLock(self.locks_dir / f"{request.build_name}.json", request.image)
-        lock.write()
         try:
+            target.mkdir(parents=True)
+            self.locks_dir.mkdir(parents=True, exist_ok=True)
+            lock.write()
             await asyncio.wait_for(self._build_into(target, request, emit, lock), self.config.build_timeout)
         except asyncio.TimeoutError:
             shutil.rmtree(target, ignore_errors=True)
@@ -330,8 +344,17 @@ class LocalBuildExecutor:
             lock.process_groups.remove(process.pid)
         # Whatever the step left running in its group (a daemon of postBuild) ends with it.
         _kill_group(process.pid)
+        if code < 0:
+            raise BuildFailed(f"{what} was killed ({signal.Signals(-code).name}).", list(tail))
         if code != 0:
             raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """Did the build fail because the disk is full (in our code or in a build step's own words)?"""
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    return any("No space left on device" in line for line in getattr(error, "log_tail", []))
 
 
 _PR_SET_PDEATHSIG = 1

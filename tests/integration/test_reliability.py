@@ -8,16 +8,25 @@ by itself once the fault is gone.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 import ray
 
+from binder_actors.actors.build_scheduler import BuildScheduler
+from binder_actors.actors.ref_resolver import ResolveRequest
+from binder_actors.builders import BuildRequest
 from binder_actors.registries.local import MARKER
 from tests.helpers import git_spec, read_events, wait_for
 from tests.integration.conftest import REQUIREMENTS_REPO, hub_users
@@ -205,3 +214,59 @@ def test_a_build_step_killed_mid_build_fails_clearly_and_the_next_click_builds(b
     assert all((d / MARKER).exists() for d in images), "no half-built image is kept"
     # The failure is not remembered as the repository's fate: the next click builds and launches.
     assert read_events(base_url, path)[-1]["phase"] == "ready"
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A 16 MiB tmpfs: a disk that can be filled without filling the machine's."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (CI runs as root and can): {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Write zeros to `path` until the disk under it is full."""
+    chunk = bytes(2**20)
+    with open(path, "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(chunk)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+    assert shutil.disk_usage(path.parent).free < 2**20
+
+
+def test_a_full_data_dir_fails_builds_clearly_and_they_work_again_once_space_is_freed(
+    small_disk, stack, git_server, actors
+):
+    name = "disk-full"
+    git_server.add(name, REQUIREMENTS_REPO)
+    (small_disk / "stacks").symlink_to(stack.config.data_dir / "stacks")  # the shared server stack
+    config = stack.config.model_copy(update={"data_dir": small_disk})
+    scheduler = ray.remote(BuildScheduler).options(num_cpus=0).remote(config)
+    try:
+        spec = git_spec(git_server.url(name), "main")
+        resolved = ray.get(actors.ref_resolver.resolve.remote(ResolveRequest(provider="git", spec=spec)))
+        request = BuildRequest.for_ref(resolved)
+
+        async def build() -> list:
+            return [await ref async for ref in scheduler.build.remote(request)]
+
+        fill(small_disk / "filler")
+        final = asyncio.run(build())[-1]
+        assert final.phase == "failed", final
+        assert "out of disk space" in final.message and str(small_disk) in final.message, final.message
+        assert not list(small_disk.glob("images/*")), "nothing half-built is kept"
+        assert not list(small_disk.glob("builds/*.json")), "no build lock is left"
+
+        (small_disk / "filler").unlink()  # the fault goes; nobody restarts anything
+        final = asyncio.run(build())[-1]
+        assert final.phase == "built", final
+    finally:
+        ray.kill(scheduler)
