@@ -8,12 +8,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import ray
+from pydantic import SecretStr
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.embedded import EmbeddedStack, free_port, start_embedded
 from tests.helpers import GitServer, start_git_server
 from tests.upstreams import UpstreamServer
+
+# Secrets the stack holds; tests/integration/test_secrets.py looks for them in everything a launch writes.
+GITHUB_TOKEN = "ghp_" + "Secret0Github0Token0For0Tests0Only0"
+REGISTRY_PASSWORD = "registry-" + "secret-password-for-tests-only"
 
 REQUIREMENTS_REPO = {
     "requirements.txt": "tabulate==0.9.0\n",
@@ -44,7 +49,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer) -> I
         ray_num_cpus=2,
         cull_every=3600,
         namespace="binder",
-        providers=ProviderSettings(github_url=github.url, github_api_url=github.url),
+        providers=ProviderSettings(
+            github_url=github.url, github_api_url=github.url, github_access_token=SecretStr(GITHUB_TOKEN)
+        ),
+        # Unused by the local registry, set so the secret scan (test_secrets.py) sees it kept in.
+        registry_password=SecretStr(REGISTRY_PASSWORD),
     )
     running = start_embedded(config)
     yield running
