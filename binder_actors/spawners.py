@@ -200,9 +200,16 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
 def _kube_binder_spawner() -> type:
     """KubeSpawner with the Binder contract; kubespawner is imported only where JupyterHub runs on Kubernetes."""
     from kubespawner import KubeSpawner
+    from traitlets import default
 
     class KubeBinderSpawner(BinderSpawnerMixin, KubeSpawner):
         """Runs the built image in a pod: the image comes from the launch's `user_options`, not a profile."""
+
+        @default("cmd")
+        def _singleuser(self) -> list[str]:
+            # KubeSpawner's default (None) runs the image's own CMD and drops get_args(), and with
+            # them the Binder culling arguments; repo2docker images' CMD is not a hub server either.
+            return ["jupyterhub-singleuser"]
 
         async def start(self) -> Any:
             self.image = self.user_options.get("image", "")
@@ -276,7 +283,6 @@ def _docker_binder_spawner() -> type:
                 died.jupyterhub_message = str(died)  # the hub's API answers with this message
                 raise died
             return await super().get_ip_and_port()
-
 
     DockerBinderSpawner.__module__ = __name__
     DockerBinderSpawner.__qualname__ = "DockerBinderSpawner"

@@ -2,6 +2,7 @@
 
 A later request for an image being built joins that build: it gets the backlog, then live events.
 Builds beyond BINDER_MAX_CONCURRENT_BUILDS wait in a FIFO queue and are told their position.
+Builds that outlive a scheduler (Kubernetes build pods) are followed again by the next one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 import ray
 
 from binder_actors.actors.image_cache import make_registry
-from binder_actors.builders import BuildFailed, BuildRequest, make_executor
+from binder_actors.builders import BuildFailed, BuildRequest, RecoverableExecutor, make_executor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.logs import setup_logging
@@ -68,18 +69,24 @@ class BuildScheduler:
         self._slots_changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self.builds_started = 0
+        if isinstance(self.executor, RecoverableExecutor):
+            for request in await asyncio.to_thread(self.executor.recover):
+                log.info("following a build from before a restart image=%s build=%s", request.image, request.build_name)
+                self._start(request, recovered=True)
 
     async def build(self, request: BuildRequest) -> AsyncIterator[BinderEvent]:
         """Stream the build of `request.image`, starting it unless it is already running."""
-        run = self._runs.get(request.image)
-        if run is None:
-            run = BuildRun()
-            self._runs[request.image] = run
-            task = asyncio.create_task(self._run_build(request, run))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        run = self._runs.get(request.image) or self._start(request)
         async for event in run.follow():
             yield event
+
+    def _start(self, request: BuildRequest, *, recovered: bool = False) -> BuildRun:
+        run = BuildRun()
+        self._runs[request.image] = run
+        task = asyncio.create_task(self._run_build(request, run, recovered=recovered))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run
 
     async def _wait_for_slot(self, image: str, run: BuildRun) -> None:
         """Wait in the queue, telling the build its position each time it moves."""
@@ -107,20 +114,30 @@ class BuildScheduler:
             self._building -= 1
             self._slots_changed.notify_all()
 
-    async def _run_build(self, request: BuildRequest, run: BuildRun) -> None:
+    async def _run_build(self, request: BuildRequest, run: BuildRun, *, recovered: bool = False) -> None:
+        """Build, or with `recovered`, follow a build a previous scheduler started (it already holds a slot)."""
         try:
             if await self.registry.exists(request.image):
                 # Built by a run that ended between this caller's cache check and its call: building
                 # again would replace the image under the launches already using it.
+                await self._tell_image_cache(request.image)
                 await run.finish(
                     BinderEvent(phase="built", message="Found built image, launching...\n", image_name=request.image)
                 )
                 return
-            await self._wait_for_slot(request.image, run)
-            try:
+            if recovered:
+                self._building += 1
+            else:
+                await self._wait_for_slot(request.image, run)
                 self.builds_started += 1
                 log.info("build start image=%s build=%s", request.image, request.build_name)
+            try:
                 await self.executor.build(request, run.emit)
+            except BuildFailed:
+                # A recovered build is followed by the old scheduler too while it lives (a KubeRay
+                # upgrade): its pod deleted under us after a success is still a success.
+                if not (recovered and await self.registry.exists(request.image)):
+                    raise
             finally:
                 await self._release_slot()
             await self._tell_image_cache(request.image)

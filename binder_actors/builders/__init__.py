@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -47,6 +47,23 @@ class BuildExecutor(Protocol):
 
     def cleanup_incomplete(self) -> list[str]:
         """Remove what builds interrupted by a restart left; returns what was removed."""
+        ...
+
+
+@runtime_checkable
+class RecoverableExecutor(Protocol):
+    """An executor whose builds outlive the scheduler that started them (Kubernetes build pods).
+
+    The local and Docker builders' builds die with their scheduler (cleanup_incomplete removes what
+    they left), so they have nothing to recover and do not implement this.
+    """
+
+    def recover(self) -> list[BuildRequest]:
+        """The builds a previous scheduler started that are still running.
+
+        A restarted scheduler follows each to its end with `build`, which joins the running build
+        instead of starting another.
+        """
         ...
 
 

@@ -31,6 +31,8 @@ from binder_actors.events import Phase, progress
 log = logging.getLogger(__name__)
 
 BUILD_COMPONENT = "binderhub-build"
+# The build request as JSON, so that a restarted scheduler can follow the pod without being asked.
+REQUEST_ANNOTATION = "binder-actors/build-request"
 BUILD_SELECTOR = f"component={BUILD_COMPONENT}"
 CONTAINER_NAME = "builder"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -286,6 +288,32 @@ def make_build_pod(*, name: str, image: str, repo_url: str, ref: str, settings: 
     )
 
 
+def make_request_pod(request: BuildRequest, settings: BuildPodSettings) -> k8s.V1Pod:
+    """The build pod of `request`, carrying the request itself for a scheduler that restarts."""
+    pod = make_build_pod(
+        name=request.build_name,
+        image=request.image,
+        repo_url=request.resolved.repo_url,
+        ref=request.resolved.resolved_ref,
+        settings=settings,
+    )
+    pod.metadata.annotations[REQUEST_ANNOTATION] = request.model_dump_json()
+    return pod
+
+
+def recorded_request(pod: dict[str, Any]) -> BuildRequest | None:
+    """The build request a pod was made for, if it carries one that names this pod."""
+    meta = pod.get("metadata") or {}
+    recorded = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
+    if not recorded:
+        return None
+    try:
+        request = BuildRequest.model_validate_json(recorded)
+    except ValueError:
+        return None
+    return request if request.build_name == meta.get("name") else None
+
+
 def log_line_event(line: str) -> tuple[Phase, str, bool]:
     """(event phase, message, whether repo2docker reported a failure) of one line of `--json-logs` output."""
     try:
@@ -409,14 +437,7 @@ class KubernetesBuildExecutor:
         self.api = api or k8s.CoreV1Api(load_api_client())
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
-        resolved = request.resolved
-        pod = make_build_pod(
-            name=request.build_name,
-            image=request.image,
-            repo_url=resolved.repo_url,
-            ref=resolved.resolved_ref,
-            settings=self.settings,
-        )
+        pod = make_request_pod(request, self.settings)
         name = request.build_name
         try:
             current = await self._create_or_join(pod, emit)
@@ -586,6 +607,23 @@ class KubernetesBuildExecutor:
             for pod in self._build_pods()
             if _phase(pod) in ("Pending", "Running")
         }
+
+    def recover(self) -> list[BuildRequest]:
+        """The requests of the build pods that have not ended, to be followed again after a restart.
+
+        A pod without a recorded request (made by an older version) is left to be joined when its
+        image is requested again.
+        """
+        recovered = []
+        for pod in self._build_pods():
+            if _phase(pod) not in ("Pending", "Running"):
+                continue
+            request = recorded_request(pod)
+            if request is None:
+                log.info("running build pod carries no build request build=%s", pod["metadata"]["name"])
+                continue
+            recovered.append(request)
+        return recovered
 
     def cleanup_incomplete(self) -> list[str]:
         """Delete ended build pods and those older than BINDER_BUILD_MAX_AGE; running ones are kept to be joined."""

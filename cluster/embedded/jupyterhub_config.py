@@ -73,3 +73,14 @@ if os.environ.get("BINDER_HUB_SPAWNER") == "docker":
     c.DockerBinderSpawner.cpu_limit = float(os.environ.get("BINDER_DOCKER_CPU_LIMIT") or 0) or None
     c.DockerBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
     c.DockerBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))
+
+if os.environ.get("BINDER_HUB_SPAWNER") == "kube":
+    # Sessions run as pods (KubeBinderSpawner) in BINDER_KUBE_NAMESPACE, from a hub outside the
+    # cluster that reaches pod IPs; kubespawner reads the cluster from KUBECONFIG. In a cluster,
+    # cluster/jupyterhub/values.yaml configures the same spawner for the zero-to-jupyterhub chart.
+    c.JupyterHub.spawner_class = "binder_actors.spawners.KubeBinderSpawner"
+    c.KubeBinderSpawner.namespace = os.environ.get("BINDER_KUBE_NAMESPACE", "binder")
+    c.KubeBinderSpawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
+    c.KubeBinderSpawner.default_url = "/lab"
+    c.KubeBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
+    c.KubeBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))
