@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DISCARD_POLLS = 150
 DISCARD_POLL_SECONDS = 0.2
+ADMISSION_LIST_SECONDS = 5.0
+ADMISSION_RECHECK_SECONDS = 1.0
 REMOVE_RETRY_FIRST_SECONDS = 1.0
 REMOVE_RETRY_MAX_SECONDS = 30.0
 
@@ -110,6 +113,11 @@ class SessionManager:
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission = asyncio.Lock()
         self._launching: dict[str, str] = {}  # user -> repo_url of launches in progress
+        # What admission counts: the hub's sessions at its last list, and the users created since.
+        self._listed_at = float("-inf")
+        self._listed_users: set[str] = set()
+        self._listed: dict[str, str] = {}  # user -> repo_url
+        self._since_listed: dict[str, str] = {}
         self._runs: dict[str, Backlog[BinderEvent]] = {}  # user -> its launch, while it runs
         self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
         self._remover: asyncio.Task[None] | None = None
@@ -177,11 +185,15 @@ class SessionManager:
                     yield ready
                     return
                 await self._discard(user)  # half-made by a launch that died: start it over
+            delivered = False
             try:
                 async for event in self._spawn(user, request):
+                    delivered = event.phase == "ready"
                     yield event
             finally:
-                self._launching.pop(user, None)
+                repo_url = self._launching.pop(user, "")
+                if delivered:  # counted until the hub's next list shows it
+                    self._since_listed[user] = repo_url
         finally:
             self._runs.pop(user, None)
 
@@ -189,30 +201,53 @@ class SessionManager:
         """Count sessions and create the user under one lock, so no quota is ever over-admitted.
 
         A session counts from the moment its user is created (in `_launching`) until the hub
-        no longer lists its server. If the hub already has `request.user`, nothing is created and
-        its model is returned.
+        no longer lists its server. The hub's list is fetched at most every ADMISSION_LIST_SECONDS
+        (a list per launch made 200 simultaneous launches wait minutes in this lock): sessions made
+        since are counted from `_since_listed`, and ended ones count until the next list, so a stale
+        count only ever refuses, and a refusal is checked against a list at most a second old.
+        If the hub already has `request.user`, nothing is created and its model is returned.
         """
         repo_url = request.resolved.repo_url
         async with self._admission:
             if self.config.max_sessions <= 0:
                 raise QuotaExceeded("This BinderHub is in maintenance: no new sessions. Try again later.")
-            users = await self.hub.list_users()
-            existing = next((u for u in users if u["name"] == request.user), None)
-            if existing is not None:
-                return existing
-            settled = [
-                s for u in users if u["name"] not in self._launching for s in session_from_hub(self.hub.hub_url, u)
-            ]
-            if len(settled) + len(self._launching) >= self.config.max_sessions:
-                raise QuotaExceeded("Too many users on this BinderHub! Try again soon.")
-            quota = repo_quota(request.resolved.spec, self.config)
-            of_repo = sum(s.repo_url == repo_url for s in settled)
-            of_repo += sum(r == repo_url for r in self._launching.values())
-            if quota and of_repo >= quota:
-                raise QuotaExceeded(f"Too many users running {repo_url}! Try again soon.")
+            if self._listed_age() > ADMISSION_LIST_SECONDS:
+                await self._list_for_admission()
+            if request.user in self._listed_users or request.user in self._since_listed:
+                existing = await self.hub.get_user(request.user)
+                if existing is not None:
+                    return existing
+            refusal = self._over_quota(request)
+            if refusal and self._listed_age() > ADMISSION_RECHECK_SECONDS:
+                await self._list_for_admission()
+                refusal = self._over_quota(request)
+            if refusal:
+                raise QuotaExceeded(refusal)
             await self.hub.create_user(request.user)
             self._launching[request.user] = repo_url
+            self._since_listed[request.user] = repo_url
             return None
+
+    def _listed_age(self) -> float:
+        return time.monotonic() - self._listed_at
+
+    async def _list_for_admission(self) -> None:
+        users = await self.hub.list_users()
+        self._listed_at = time.monotonic()
+        self._listed_users = {user["name"] for user in users}
+        self._listed = {s.user: s.repo_url for user in users for s in session_from_hub(self.hub.hub_url, user)}
+        self._since_listed = {}
+
+    def _over_quota(self, request: LaunchRequest) -> str:
+        """The quota message if one more session of this repository is one too many, else ''."""
+        counted = {**self._listed, **self._since_listed, **self._launching}  # user -> repo_url
+        if len(counted) >= self.config.max_sessions:
+            return "Too many users on this BinderHub! Try again soon."
+        repo_url = request.resolved.repo_url
+        quota = repo_quota(request.resolved.spec, self.config)
+        if quota and sum(r == repo_url for r in counted.values()) >= quota:
+            return f"Too many users running {repo_url}! Try again soon."
+        return ""
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         resolved = request.resolved

@@ -51,14 +51,15 @@ def server_answers(ready: dict) -> bool:
 
 
 def singleuser_processes() -> dict[int, str]:
-    """pid -> JUPYTERHUB_USER of every jupyterhub-singleuser process on this machine."""
+    """pid -> JUPYTERHUB_USER of every session server on this machine (`jupyterhub-singleuser` execs
+    `python -m jupyterhub.singleuser`)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             command = (entry / "cmdline").read_bytes()
-            if b"jupyterhub-singleuser" not in command:
+            if b"jupyterhub-singleuser" not in command and b"jupyterhub.singleuser" not in command:
                 continue
             variables = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
         except OSError:
@@ -102,6 +103,7 @@ def test_hub_killed_and_restarted_during_launches(base_url, git_server, stack):
     path = f"build/git/{git_spec(git_server.url(name), 'main')}"
     before = read_events(base_url, path)[-1]
     assert before["phase"] == "ready", before
+    assert before["url"].rstrip("/").rsplit("/", 1)[-1] in singleuser_processes().values(), "servers are seen"
 
     with ThreadPoolExecutor(LAUNCHES) as pool:
         launches = [pool.submit(read_events, base_url, path) for _ in range(LAUNCHES)]
