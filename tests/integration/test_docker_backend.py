@@ -1,4 +1,5 @@
-"""BINDER_BUILDER=docker against a real dockerd: images built from apt.txt and requirements.txt, sessions in containers.
+"""BINDER_BUILDER=docker against a real dockerd: images built from apt.txt and requirements.txt, sessions in containers,
+images pushed to a real registry (Debian's docker-registry on 127.0.0.1, which dockerd may use over plain http).
 
 The docker stack shares the session's Ray and Serve (one Ray per test session): its actors live in
 their own namespace, its hub is a second embedded hub using DockerBinderSpawner, and its Serve
@@ -8,7 +9,9 @@ application is mounted at /docker/ beside the default one.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +19,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import pytest
@@ -31,7 +35,9 @@ from binder_actors.docker_engine import BUILDING_LABEL
 from binder_actors.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
 from binder_actors.events import BinderEvent
 from binder_actors.providers.base import ResolvedRef
+from binder_actors.registries.oci import OCIRegistry, RegistryAuthError
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel, wait_for
+from tests.registry import RunningRegistry, start_registry, write_htpasswd
 
 SETUP_SCRIPT = PROJECT_DIR / "cluster" / "docker" / "setup-docker.sh"
 NAMESPACE = "binder-docker"
@@ -40,6 +46,8 @@ APT_REPO = {
     "requirements.txt": "tabulate==0.9.0\n",
     "postBuild": "#!/bin/bash\nset -e\necho built-by-postBuild > ~/.postbuild-marker\n",
 }
+PUSH_USER = "binder-pusher"
+PUSH_PASSWORD = "push-password-never-shown"
 
 
 @dataclass
@@ -276,3 +284,156 @@ def test_restart_removes_what_an_interrupted_build_left(engine, git_server: GitS
     assert request.build_name in removed
     assert build_leftovers(engine, request.build_name) == []
     assert not engine.images.list(name=request.image)
+
+
+@pytest.fixture(scope="module")
+def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    registry = start_registry(tmp_path_factory.mktemp("docker-push-open"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    root = tmp_path_factory.mktemp("docker-push-htpasswd")
+    htpasswd = write_htpasswd(root / "htpasswd", PUSH_USER, PUSH_PASSWORD)
+    registry = start_registry(root, {"htpasswd": {"realm": "binder-push-tests", "path": str(htpasswd)}})
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record at DEBUG, the docker SDK's and ours (setup_logging may stop ours propagating)."""
+    ours = logging.getLogger("binder_actors")
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="binder_actors")
+    attach = not ours.propagate
+    if attach:
+        ours.addHandler(caplog.handler)
+    yield caplog
+    if attach:
+        ours.removeHandler(caplog.handler)
+
+
+def build_collecting(
+    executor: DockerBuildExecutor, request: BuildRequest
+) -> tuple[list[BinderEvent], BaseException | None]:
+    """Run one build to its end: every event it emitted, and the exception it ended with (None: built)."""
+    events: list[BinderEvent] = []
+
+    async def emit(event: BinderEvent) -> None:
+        events.append(event)
+
+    try:
+        asyncio.run(executor.build(request, emit))
+    except BuildFailed as error:
+        return events, error
+    return events, None
+
+
+def registry_has(registry: RunningRegistry, image: str, username: str = "", password: str = "") -> bool:
+    """Our OCI registry client's answer for `image` (its name starts with the registry's host)."""
+
+    async def ask() -> bool:
+        client = OCIRegistry(registry.url, username=username, password=password)
+        try:
+            return await client.exists(image)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(ask())
+
+
+def secret_forms(password: str) -> list[str]:
+    """The password as it could leak: plain, or inside the base64 of a Basic header or a docker auth header."""
+    return [
+        password,
+        base64.b64encode(f"{PUSH_USER}:{password}".encode()).decode(),
+        base64.b64encode(password.encode()).decode(),
+    ]
+
+
+def leaks(password: str, events: list[BinderEvent], logs: pytest.LogCaptureFixture, *more: str) -> list[str]:
+    texts = [event.message for event in events] + [record.getMessage() for record in logs.records] + list(more)
+    return [text for text in texts if any(form in text for form in secret_forms(password))]
+
+
+@pytest.mark.parametrize("access", ["anonymous", "htpasswd"])
+def test_built_image_is_pushed_to_the_registry_its_name_starts_with(
+    request, access, engine, git_server: GitServer, all_logs
+):
+    registry: RunningRegistry = request.getfixturevalue(f"{'open' if access == 'anonymous' else 'htpasswd'}_registry")
+    credentials = {"registry_username": PUSH_USER, "registry_password": SecretStr(PUSH_PASSWORD)}
+    config = BinderConfig(
+        builder="docker", image_prefix=f"{registry.host}/binder-", **(credentials if access == "htpasswd" else {})
+    )
+    name = f"docker-pushed-{access}"
+    sha = git_server.add(name, {"requirements.txt": "tabulate==0.9.0\n"})
+    build = BuildRequest.for_ref(resolved_ref(git_server.url(name), sha), config.image_prefix)
+    assert build.image.startswith(f"{registry.host}/binder-")
+
+    events, error = build_collecting(DockerBuildExecutor(config), build)
+    assert error is None, f"{error} {getattr(error, 'log_tail', [])[-5:]}"
+    phases = [event.phase for event in events]
+    # As BinderHub: the build log, then the push, and nothing after it (BuildScheduler says `built`).
+    assert "pushing" in phases and phases.index("pushing") > max(i for i, p in enumerate(phases) if p == "building")
+    assert set(phases[phases.index("pushing") :]) == {"pushing"}
+    assert any("digest: sha256:" in event.message for event in events if event.phase == "pushing")
+
+    if access == "htpasswd":
+        assert registry_has(registry, build.image, PUSH_USER, PUSH_PASSWORD)
+        with pytest.raises(RegistryAuthError):  # the push did need the credentials
+            registry_has(registry, build.image)
+        assert leaks(PUSH_PASSWORD, events, all_logs, registry.log_tail()) == []
+    else:
+        assert registry_has(registry, build.image)
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        ("", ["no basic auth credentials", "wants credentials: set BINDER_REGISTRY_USERNAME"]),
+        ("not-the-push-password", ["unauthorized", "check BINDER_REGISTRY_USERNAME and BINDER_REGISTRY_PASSWORD"]),
+    ],
+    ids=["no-credentials", "wrong-password"],
+)
+def test_refused_push_fails_the_build_says_why_and_leaves_no_image(
+    request, password, expected, htpasswd_registry: RunningRegistry, engine, git_server: GitServer, all_logs
+):
+    credentials = {"registry_username": PUSH_USER, "registry_password": SecretStr(password)} if password else {}
+    config = BinderConfig(builder="docker", image_prefix=f"{htpasswd_registry.host}/binder-", **credentials)
+    name = f"docker-refused-{request.node.callspec.id}"
+    sha = git_server.add(name, {"requirements.txt": "tabulate==0.9.0\n"})
+    build = BuildRequest.for_ref(resolved_ref(git_server.url(name), sha), config.image_prefix)
+
+    events, error = build_collecting(DockerBuildExecutor(config), build)
+    assert error is not None, "the push to a registry that refuses us succeeded"
+    message = str(error)
+    assert message.startswith(f"Pushing {build.image} failed"), message
+    for fragment in expected:
+        assert fragment in message, message
+    assert "pushing" in [event.phase for event in events]
+    # Not left tagged: the engine registry would launch it and the push would never be retried.
+    assert not engine.images.list(name=build.image)
+    assert build_leftovers(engine, build.build_name) == []
+    assert not registry_has(htpasswd_registry, build.image, PUSH_USER, PUSH_PASSWORD)
+    if password:
+        assert leaks(password, events, all_logs, message) == []
+
+
+def test_repo2docker_mode_without_repo2docker_fails_saying_what_to_do(engine, git_server: GitServer, monkeypatch):
+    # Whatever this machine has: a PATH without jupyter-repo2docker, as on a Docker host that lacks it.
+    path = [
+        folder for folder in os.environ["PATH"].split(os.pathsep) if not Path(folder, "jupyter-repo2docker").exists()
+    ]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    sha = git_server.add("docker-repo2docker-missing", {"requirements.txt": "tabulate==0.9.0\n"})
+    build = BuildRequest.for_ref(resolved_ref(git_server.url("docker-repo2docker-missing"), sha))
+    config = BinderConfig(builder="docker", docker_use_repo2docker=True)
+
+    _, error = build_collecting(DockerBuildExecutor(config), build)
+    assert error is not None
+    assert "BINDER_DOCKER_USE_REPO2DOCKER is set but jupyter-repo2docker is not installed" in str(error)
+    assert "pip install jupyter-repo2docker" in str(error)
+    assert not engine.images.list(name=build.image)
