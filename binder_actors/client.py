@@ -29,7 +29,7 @@ from binder_actors.builders import BuildRequest
 from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.links import parse_binder_url
-from binder_actors.names import user_name_for_repo
+from binder_actors.names import launch_key, user_name_for_repo
 from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ async def launch_events(
             binder_request=f"v2/{provider}/{spec}",
             binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
             user=user_name_for_repo(resolved.repo_url, launch_id),
+            launch_key=launch_key(launch_id),
         )
         try:
             async for ref in handles.session_manager.launch.remote(launch):

@@ -75,6 +75,14 @@ def user_name_for_repo(repo_url: str, launch_id: str = "") -> str:
     return f"{prefix}-{first}{rest}"
 
 
+def launch_key(launch_id: str) -> str:
+    """What a session keeps of the launch id that may re-attach to it: a hash, checked on re-attach.
+
+    Another hash than the user name's, so the name (public, in the session URL) does not give it away.
+    """
+    return hashlib.sha256(f"binder-launch-key:{launch_id}".encode()).hexdigest() if launch_id else ""
+
+
 def server_name_for_launch() -> str:
     """8 random characters, the first a letter: JupyterHub's server names must start with one."""
     rest = "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(USER_SUFFIX_LENGTH - 1))

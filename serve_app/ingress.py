@@ -90,7 +90,7 @@ class BinderIngress:
         resumed = parse_last_event_id(request.headers.get("last-event-id"))
         run = self.launches.get(resumed[0]) if resumed else None
         if run is not None and resumed is not None:
-            if run.finished_at is not None and resumed[1] >= len(run.backlog) - 1:
+            if run.finished_at is not None and resumed[1] >= run.last_number:
                 return Response(status_code=204)  # everything was seen: a 204 stops EventSource reconnecting
             events = run.numbered(after=resumed[1])
         else:
@@ -114,7 +114,8 @@ class BinderIngress:
                 if not resumed:  # a resumed launch was counted where it began
                     labels = repo_labels(provider, spec, self.config)
                     launch = self.metrics.observed(launch, labels, build_only=build_only)
-                events = self.launches.start(launch, launch_id).numbered()
+                first = resumed[1] + 1 if resumed else 0  # a resumed launch's numbers go on from the client's
+                events = self.launches.start(launch, launch_id, first).numbered(first - 1)
             except InvalidSpec as error:
                 events = _single((None, failed(str(error), 400)))
         return StreamingResponse(event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -20,16 +20,22 @@ KEEP_FINISHED_SECONDS = 300.0  # a reconnect after this long starts afresh
 
 
 class LaunchRun(Backlog[BinderEvent]):
-    """One launch's events, numbered `<launch id>.<index>` on the wire."""
+    """One launch's events, numbered `<launch id>.<n>` on the wire from `first` on (a launch resumed
+    from another replica goes on from the number its client saw last)."""
 
-    def __init__(self, events: AsyncIterator[BinderEvent], launch_id: str | None = None) -> None:
+    def __init__(self, events: AsyncIterator[BinderEvent], launch_id: str | None = None, first: int = 0) -> None:
         super().__init__(events)
         self.id = launch_id or new_launch_id()
+        self.first = first
+
+    @property
+    def last_number(self) -> int:
+        return self.first + len(self.backlog) - 1
 
     async def numbered(self, after: int = -1) -> AsyncIterator[tuple[str, BinderEvent]]:
-        """(event id, event) for every event after index `after`, live until the launch ends."""
-        async for index, event in self.follow(after):
-            yield f"{self.id}.{index}", event
+        """(event id, event) for every event numbered after `after`, live until the launch ends."""
+        async for index, event in self.follow(max(after - self.first, -1)):
+            yield f"{self.id}.{self.first + index}", event
 
 
 def new_launch_id() -> str:
@@ -41,7 +47,8 @@ def parse_last_event_id(value: str | None) -> tuple[str, int] | None:
     if not value:
         return None
     launch_id, dot, index = value.strip().partition(".")
-    if not dot or not index.isdigit() or len(launch_id) != 16 or not set(launch_id) <= set("0123456789abcdef"):
+    well_formed = index.isascii() and index.isdigit() and len(index) <= 9
+    if not dot or not well_formed or len(launch_id) != 16 or not set(launch_id) <= set("0123456789abcdef"):
         return None
     return launch_id, int(index)
 
@@ -53,9 +60,9 @@ class LaunchRegistry:
         self.keep_finished = keep_finished
         self._runs: dict[str, LaunchRun] = {}
 
-    def start(self, events: AsyncIterator[BinderEvent], launch_id: str | None = None) -> LaunchRun:
+    def start(self, events: AsyncIterator[BinderEvent], launch_id: str | None = None, first: int = 0) -> LaunchRun:
         self._prune()
-        run = LaunchRun(events, launch_id)
+        run = LaunchRun(events, launch_id, first)
         self._runs[run.id] = run
         return run
 

@@ -7,6 +7,7 @@ live in the server's user_options. Nothing here survives a restart that the hub 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -42,6 +43,9 @@ class LaunchRequest(BaseModel):
     binder_request: str
     binder_persistent_request: str
     user: str = ""  # the temporary user's name, chosen by the caller so it can clean up after a crash
+    # names.launch_key(launch id) of a launch that may be asked for again: only a request with the
+    # same key re-attaches to the launch or gets its session (a user name is no credential).
+    launch_key: str = ""
 
 
 class Session(BaseModel):
@@ -59,6 +63,21 @@ class Session(BaseModel):
 
 class QuotaExceeded(Exception):
     pass
+
+
+NOT_YOURS = "This launch id belongs to another launch: start a new launch (reload the page)."
+
+
+def launch_key_of(user: dict[str, Any]) -> str:
+    """The launch key a hub user's server was started with ('' if none)."""
+    for server in (user.get("servers") or {}).values():
+        return str((server.get("user_options") or {}).get("binder_launch_key", ""))
+    return ""
+
+
+def _same_launch(known: str, asked: str) -> bool:
+    """Whether a request may re-attach: it carries the launch's key (a launch without one is nobody's)."""
+    return bool(known) and hmac.compare_digest(known, asked)
 
 
 def ready_event(url: str, user_options: dict[str, Any]) -> BinderEvent:
@@ -114,11 +133,11 @@ class SessionManager:
         self._admission = asyncio.Lock()
         self._launching: dict[str, str] = {}  # user -> repo_url of launches in progress
         # What admission counts: the hub's sessions at its last list, and the users created since.
-        self._listed_at = float("-inf")
+        self._listed_at = self._listed_done = float("-inf")
         self._listed_users: set[str] = set()
         self._listed: dict[str, str] = {}  # user -> repo_url
-        self._since_listed: dict[str, str] = {}
-        self._runs: dict[str, Backlog[BinderEvent]] = {}  # user -> its launch, while it runs
+        self._since_listed: dict[str, tuple[str, float]] = {}  # user -> (repo_url, when)
+        self._runs: dict[str, tuple[str, Backlog[BinderEvent]]] = {}  # user -> (launch key, launch), while it runs
         self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
         self._remover: asyncio.Task[None] | None = None
         self.launches = 0
@@ -159,46 +178,65 @@ class SessionManager:
         """
         if not request.user:
             request = request.model_copy(update={"user": user_name_for_repo(request.resolved.repo_url)})
-        run = self._runs.get(request.user)
-        if run is None:
-            run = self._runs[request.user] = Backlog(self._launch(request))
+        known = self._runs.get(request.user)
+        if known is None:
+            run: Backlog[BinderEvent] = Backlog(self._launch(request))
+            self._runs[request.user] = (request.launch_key, run)
+        elif _same_launch(known[0], request.launch_key):
+            run = known[1]
+        else:
+            yield failed(NOT_YOURS, 409)
+            return
         async for _, event in run.follow():
             yield event
 
     async def _launch(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
-        user = request.user
         try:
-            for _ in range(2):
-                try:
-                    existing = await self._admit(request)
-                except QuotaExceeded as error:
-                    yield failed(str(error), 429)
-                    return
-                except HubError as error:
-                    message = f"Could not start a session: {str(error).rstrip('.')}. Try again in a moment."
-                    yield failed(message, error.status_code)
-                    return
-                if existing is None:
-                    break
-                ready = ready_event_of(self.hub.hub_url, existing)
-                if ready is not None:  # asked again for a session already delivered
-                    yield ready
-                    return
-                await self._discard(user)  # half-made by a launch that died: start it over
-            delivered = False
-            try:
-                async for event in self._spawn(user, request):
-                    delivered = event.phase == "ready"
-                    yield event
-            finally:
-                repo_url = self._launching.pop(user, "")
-                if delivered:  # counted until the hub's next list shows it
-                    self._since_listed[user] = repo_url
+            async for event in self._admit_and_spawn(request):
+                yield event
+        except Exception:
+            log.exception("launch crashed user=%s", request.user)
+            yield failed("The launch stopped on an internal error; please retry.", 500)
         finally:
-            self._runs.pop(user, None)
+            self._runs.pop(request.user, None)
+
+    async def _admit_and_spawn(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
+        user = request.user
+        for _ in range(2):
+            try:
+                existing = await self._admit(request)
+            except QuotaExceeded as error:
+                yield failed(str(error), 429)
+                return
+            except HubError as error:
+                message = f"Could not start a session: {str(error).rstrip('.')}. Try again in a moment."
+                yield failed(message, error.status_code)
+                return
+            if existing is None:
+                break
+            if existing.get("servers") and not _same_launch(launch_key_of(existing), request.launch_key):
+                yield failed(NOT_YOURS, 409)
+                return
+            ready = ready_event_of(self.hub.hub_url, existing)
+            if ready is not None:  # asked again for a session already delivered
+                yield ready
+                return
+            await self._discard(user)  # half-made by this launch before its manager died: start over
+        else:
+            yield failed("Could not start a session: its last attempt is still stopping. Try again in a moment.", 503)
+            return
+        delivered = False
+        try:
+            async for event in self._spawn(user, request):
+                delivered = event.phase == "ready"
+                yield event
+        finally:
+            repo_url = self._launching.pop(user, "")
+            if delivered:  # counted until a hub list made after this shows it
+                self._since_listed[user] = (repo_url, time.monotonic())
 
     async def _admit(self, request: LaunchRequest) -> dict[str, Any] | None:
-        """Count sessions and create the user under one lock, so no quota is ever over-admitted.
+        """Count sessions and take a place under one lock, so no quota is ever over-admitted; then make the user.
 
         A session counts from the moment its user is created (in `_launching`) until the hub
         no longer lists its server. The hub's list is fetched at most every ADMISSION_LIST_SECONDS
@@ -218,29 +256,40 @@ class SessionManager:
                 if existing is not None:
                     return existing
             refusal = self._over_quota(request)
-            if refusal and self._listed_age() > ADMISSION_RECHECK_SECONDS:
+            if refusal and time.monotonic() - self._listed_done > ADMISSION_RECHECK_SECONDS:
                 await self._list_for_admission()
                 refusal = self._over_quota(request)
             if refusal:
                 raise QuotaExceeded(refusal)
-            await self.hub.create_user(request.user)
+            # The place is taken here; the user is made outside the lock, so admissions do not
+            # queue behind the hub's answers (slow while it starts many servers).
             self._launching[request.user] = repo_url
-            self._since_listed[request.user] = repo_url
-            return None
+            self._since_listed[request.user] = (repo_url, time.monotonic())
+        try:
+            await self.hub.create_user(request.user)
+        except BaseException:
+            self._launching.pop(request.user, None)
+            self._since_listed.pop(request.user, None)
+            raise
+        return None
 
     def _listed_age(self) -> float:
         return time.monotonic() - self._listed_at
 
     async def _list_for_admission(self) -> None:
+        asked = time.monotonic()
         users = await self.hub.list_users()
-        self._listed_at = time.monotonic()
+        self._listed_at = asked
+        self._listed_done = time.monotonic()
         self._listed_users = {user["name"] for user in users}
         self._listed = {s.user: s.repo_url for user in users for s in session_from_hub(self.hub.hub_url, user)}
-        self._since_listed = {}
+        # Sessions delivered while the list was on its way may be missing from it: keep counting them.
+        self._since_listed = {user: made for user, made in self._since_listed.items() if made[1] >= asked}
 
     def _over_quota(self, request: LaunchRequest) -> str:
         """The quota message if one more session of this repository is one too many, else ''."""
-        counted = {**self._listed, **self._since_listed, **self._launching}  # user -> repo_url
+        since = {user: repo_url for user, (repo_url, _) in self._since_listed.items()}
+        counted = {**self._listed, **since, **self._launching}  # user -> repo_url
         if len(counted) >= self.config.max_sessions:
             return "Too many users on this BinderHub! Try again soon."
         repo_url = request.resolved.repo_url
@@ -262,6 +311,7 @@ class SessionManager:
                 "binder_launch_host": self.config.launch_host,
                 "binder_request": request.binder_request,
                 "binder_persistent_request": request.binder_persistent_request,
+                "binder_launch_key": request.launch_key,
             }
             yield progress("launching", "Launching server...")
             deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
@@ -338,8 +388,7 @@ class SessionManager:
         while self._to_remove:
             await asyncio.sleep(delay)
             for user in list(self._to_remove):
-                if user in self._runs:  # launched again meanwhile: that launch owns it now
-                    self._to_remove.discard(user)
+                if user in self._runs:  # launched again meanwhile: let that launch finish first
                     continue
                 try:
                     await self.stop(user)

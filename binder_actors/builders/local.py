@@ -345,9 +345,16 @@ class LocalBuildExecutor:
         # Whatever the step left running in its group (a daemon of postBuild) ends with it.
         _kill_group(process.pid)
         if code < 0:
-            raise BuildFailed(f"{what} was killed ({signal.Signals(-code).name}).", list(tail))
+            raise BuildFailed(f"{what} was killed ({_signal_name(-code)}).", list(tail))
         if code != 0:
             raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # real-time signals have no name
+        return f"signal {number}"
 
 
 def _out_of_space(error: BaseException) -> bool:

@@ -9,9 +9,11 @@ import secrets
 import httpx
 import ray
 
+from binder_actors.actors.ref_resolver import ResolveRequest
+from binder_actors.actors.session_manager import LaunchRequest
 from binder_actors.client import launch_events
 from binder_actors.events import BinderEvent
-from binder_actors.names import user_name_for_repo
+from binder_actors.names import launch_key, user_name_for_repo
 from tests.helpers import git_spec, wait_for
 from tests.integration.conftest import REQUIREMENTS_REPO, hub_users
 
@@ -60,7 +62,7 @@ def test_a_launch_id_this_replica_never_gave_out_runs_the_launch_under_it(base_u
     launch_id = secrets.token_hex(8)
     events = read_stream(url, {**SSE, "Last-Event-ID": f"{launch_id}.3"})
     assert events[-1][1]["phase"] == "ready"
-    assert all(event_id.startswith(f"{launch_id}.") for event_id, _ in events)
+    assert [event_id for event_id, _ in events] == [f"{launch_id}.{n}" for n in range(4, 4 + len(events))]
     user = events[-1][1]["url"].rstrip("/").rsplit("/", 1)[-1]
     assert user == user_name_for_repo(repo_url, launch_id)
 
@@ -70,8 +72,10 @@ def test_the_same_launch_id_from_two_replicas_starts_one_server(actors, requirem
     repo_url, _ = requirements_repo
     launch_id = secrets.token_hex(8)
 
+    spec = git_spec(repo_url, "main")
+
     async def one() -> BinderEvent:
-        events = [e async for e in launch_events(actors, "git", git_spec(repo_url, "main"), launch_id=launch_id)]
+        events = [e async for e in launch_events(actors, "git", spec, launch_id=launch_id)]
         return events[-1]
 
     async def both() -> list[BinderEvent]:
@@ -85,6 +89,25 @@ def test_the_same_launch_id_from_two_replicas_starts_one_server(actors, requirem
     assert (again.phase, again.url, again.token) == ("ready", first.url, first.token)
     user = user_name_for_repo(repo_url, launch_id)
     assert [u["name"] for u in hub_users(stack) if u["name"] == user] == [user]
+
+    # The user name is public (it is in the session URL): a request for that user with any other
+    # launch key gets neither the session nor its token, and the session is left alone.
+    async def as_someone_else() -> list[BinderEvent]:
+        request = LaunchRequest(
+            image=first.image,
+            resolved=ray.get(actors.ref_resolver.resolve.remote(ResolveRequest(provider="git", spec=spec))),
+            binder_request="",
+            binder_persistent_request="",
+            user=user,
+            launch_key=launch_key(secrets.token_hex(8)),
+        )
+        return [await ref async for ref in actors.session_manager.launch.remote(request)]
+
+    refused = asyncio.run(as_someone_else())
+    assert [(e.phase, e.status_code) for e in refused] == [("failed", 409)], refused
+    assert first.token not in str(refused)
+    again = asyncio.run(one())
+    assert (again.phase, again.url, again.token) == ("ready", first.url, first.token)
     ray.get(actors.session_manager.stop.remote(user))
 
 

@@ -14,6 +14,7 @@ from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.providers import PROVIDERS
 from serve_app.health import AtMostEvery, HealthChecks
+from serve_app.launches import parse_last_event_id
 from serve_app.metrics import BinderMetrics, repo_labels
 from serve_app.paths import legacy_redirect, route_prefix
 from serve_app.repoproviders import detect_regex, repoproviders
@@ -316,3 +317,21 @@ def test_base_url_becomes_serves_route_prefix(base_url, prefix, path):
     assert config.base_path == path
     assert route_prefix(config.base_path) == prefix
     assert config.launch_host == f"http://127.0.0.1:8000{path}"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("0123456789abcdef.3", ("0123456789abcdef", 3)),
+        (" 0123456789abcdef.12 ", ("0123456789abcdef", 12)),
+        ("0123456789abcdef.\xb2", None),  # latin-1 '²' is a Unicode digit, not a number int() takes
+        ("0123456789abcdef." + "9" * 5000, None),  # over Python's integer string limit
+        ("0123456789ABCDEF.3", None),
+        ("0123456789abcde.3", None),
+        ("0123456789abcdef", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_last_event_id_is_ours_or_ignored(header, expected):
+    assert parse_last_event_id(header) == expected
