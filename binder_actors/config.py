@@ -202,6 +202,9 @@ class BinderConfig(BaseSettings):
     named_servers: bool = Field(
         False, description="Start each session as a named server of its temporary user (BinderHub's use_named_servers)."
     )
+    max_concurrent_spawns: int = Field(
+        10, description="Servers SessionManager asks the hub to start at once; other admitted launches wait."
+    )
     per_repo_quota: int = Field(0, description="Sessions of one repository at once (0: no limit).")
     per_repo_quota_higher: int = Field(0, description="Per-repository quota of specs in high_quota_specs.")
     high_quota_specs: list[str] = Field(

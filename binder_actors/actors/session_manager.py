@@ -131,6 +131,7 @@ class SessionManager:
         self.config = config
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission = asyncio.Lock()
+        self._spawn_slots = asyncio.Semaphore(max(1, config.max_concurrent_spawns))
         self._launching: dict[str, str] = {}  # user -> repo_url of launches in progress
         # What admission counts: the hub's sessions at its last list, and the users created since.
         self._listed_at = self._listed_done = float("-inf")
@@ -227,13 +228,28 @@ class SessionManager:
             return
         delivered = False
         try:
-            async for event in self._spawn(user, request):
-                delivered = event.phase == "ready"
-                yield event
+            if self._spawn_slots.locked():
+                yield progress("launching", "Waiting for other servers to start...")
+            # At most BINDER_MAX_CONCURRENT_SPAWNS at once: a hub asked for a hundred spawns at the
+            # same moment stops answering in time, and they all start sooner one slot at a time.
+            async with self._spawn_slots:
+                try:
+                    await self.hub.create_user(user)
+                except HubError as error:
+                    yield failed(
+                        f"Could not start a session: {str(error).rstrip('.')}. Try again in a moment.",
+                        error.status_code,
+                    )
+                    return
+                async for event in self._spawn(user, request):
+                    delivered = event.phase == "ready"
+                    yield event
         finally:
             repo_url = self._launching.pop(user, "")
             if delivered:  # counted until a hub list made after this shows it
                 self._since_listed[user] = (repo_url, time.monotonic())
+            else:
+                self._since_listed.pop(user, None)
 
     async def _admit(self, request: LaunchRequest) -> dict[str, Any] | None:
         """Count sessions and take a place under one lock, so no quota is ever over-admitted; then make the user.
@@ -261,16 +277,10 @@ class SessionManager:
                 refusal = self._over_quota(request)
             if refusal:
                 raise QuotaExceeded(refusal)
-            # The place is taken here; the user is made outside the lock, so admissions do not
-            # queue behind the hub's answers (slow while it starts many servers).
+            # The place is taken here; the user is made once a spawn slot is free, outside the
+            # lock, so a refusal never waits behind the hub's answers to other launches.
             self._launching[request.user] = repo_url
             self._since_listed[request.user] = (repo_url, time.monotonic())
-        try:
-            await self.hub.create_user(request.user)
-        except BaseException:
-            self._launching.pop(request.user, None)
-            self._since_listed.pop(request.user, None)
-            raise
         return None
 
     def _listed_age(self) -> float:
