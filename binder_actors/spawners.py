@@ -151,15 +151,15 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         """
         try:
             pid = int(self.session_pid_file.read_text())
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return
+            environ = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+        except (OSError, ValueError):  # no process was started, or it is gone
+            pid, environ = 0, set()
         ours = {f"JUPYTERHUB_USER={self.user.name}".encode(), f"JUPYTERHUB_SERVER_NAME={self.name}".encode()}
-        if ours <= set(environ):
+        if pid and ours <= environ:
             self.log.warning("ending server pid=%s of %s: its spawn was never recorded by the hub", pid, self.user.name)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        self._remove_session_files()
+        self._remove_session_files()  # the home of a spawn cut short before its process started too
 
     async def _until_listening(self, ip: str, port: int) -> None:
         """Return once the server accepts connections; fail at once, with its log, if it exits."""

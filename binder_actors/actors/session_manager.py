@@ -252,9 +252,9 @@ class SessionManager:
                 self._since_listed.pop(user, None)
 
     async def _admit(self, request: LaunchRequest) -> dict[str, Any] | None:
-        """Count sessions and take a place under one lock, so no quota is ever over-admitted; then make the user.
+        """Count sessions and take a place under one lock, so no quota is ever over-admitted.
 
-        A session counts from the moment its user is created (in `_launching`) until the hub
+        A session counts from the moment its place is taken (in `_launching`) until the hub
         no longer lists its server. The hub's list is fetched at most every ADMISSION_LIST_SECONDS
         (a list per launch made 200 simultaneous launches wait minutes in this lock): sessions made
         since are counted from `_since_listed`, and ended ones count until the next list, so a stale

@@ -144,10 +144,11 @@ def test_hub_killed_and_restarted_during_launches(base_url, git_server, stack):
 
 
 def ingress_replicas() -> list[dict]:
+    """The replicas of the stack's application ("binder"; other tests may deploy apps of their own)."""
     return [
         actor
         for actor in ray.util.list_named_actors(all_namespaces=True)
-        if actor["name"].startswith("SERVE_REPLICA::") and "BinderIngress" in actor["name"]
+        if actor["name"].startswith("SERVE_REPLICA::binder#BinderIngress")
     ]
 
 
@@ -157,15 +158,18 @@ def test_serve_replica_killed_during_launches(base_url, git_server, stack, actor
     git_server.add(name, REQUIREMENTS_REPO)
     url = f"{base_url}build/git/{git_spec(git_server.url(name), 'main')}"
     assert follow_as_eventsource(url)[0][-1]["phase"] == "ready"  # built; its session is stopped below
-    (replica,) = ingress_replicas()
+    replicas = ingress_replicas()
+    assert replicas, "the stack's ingress replica is not found"
 
     with ThreadPoolExecutor(LAUNCHES) as pool:
         launches = [pool.submit(follow_as_eventsource, url) for _ in range(LAUNCHES)]
         wait_for(lambda: len(users_of(stack, name)) > 2, 120, "launches to reach the hub")
-        ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
+        for replica in replicas:
+            ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
         results = [launch.result(timeout=600) for launch in launches]
 
-    wait_for(lambda: [r["name"] for r in ingress_replicas()] not in ([], [replica["name"]]), 60, "a new replica")
+    killed = {replica["name"] for replica in replicas}
+    wait_for(lambda: {r["name"] for r in ingress_replicas()} - killed, 60, "a new replica")
     finals = [events[-1] for events, _ in results]
     assert [final["phase"] for final in finals] == ["ready"] * LAUNCHES, finals
     assert max(connections for _, connections in results) > 1, "the kill dropped no connection: the test did nothing"
