@@ -17,6 +17,7 @@ import shlex
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ from binder_actors.providers.git import git_environment
 from binder_actors.registries.oci import parse_image
 
 log = logging.getLogger(__name__)
+
+CLEANUP_SETTLE_SECONDS = 15.0
+CLEANUP_SWEEP_PAUSE = 1.0
 
 LOG_TAIL_LINES = 40
 HOME = "/home/jovyan"
@@ -188,14 +192,22 @@ class DockerBuildExecutor:
             log.warning("cannot clean up interrupted docker builds: %s", error)
             return []
         removed: set[str] = set()
-        for container in client.containers.list(all=True, filters={"label": BUILDING_LABEL}):
-            build = container.labels.get(BUILDING_LABEL)
-            if build:  # session containers inherit the empty value of a finished image
-                with contextlib.suppress(NotFound, APIError):
-                    container.remove(force=True)
-                removed.add(build)
-        removed.update(self._remove_unfinished_images(client, build=None))
-        return sorted(removed)
+        # dockerd winds a killed build down by itself and may commit one more layer meanwhile:
+        # sweep again until a sweep finds nothing (bounded).
+        deadline = time.monotonic() + CLEANUP_SETTLE_SECONDS
+        while True:
+            found: set[str] = set()
+            for container in client.containers.list(all=True, filters={"label": BUILDING_LABEL}):
+                build = container.labels.get(BUILDING_LABEL)
+                if build:  # session containers inherit the empty value of a finished image
+                    with contextlib.suppress(NotFound, APIError):
+                        container.remove(force=True)
+                    found.add(build)
+            found.update(self._remove_unfinished_images(client, build=None))
+            removed |= found
+            if not found or time.monotonic() > deadline:
+                return sorted(removed)
+            time.sleep(CLEANUP_SWEEP_PAUSE)
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
         """Build `request.image`; a second call for an image being built waits for the first's result."""
