@@ -3,6 +3,7 @@ stand-in on 127.0.0.1, JupyterHub + proxy, Ray, Serve."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import httpx
@@ -83,3 +84,17 @@ def hub_users(stack: EmbeddedStack) -> list[dict]:
     return httpx.get(
         stack.config.hub_url + "hub/api/users", headers={"Authorization": f"token {token}"}, timeout=10
     ).json()
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record at DEBUG, ours included (setup_logging stops binder_actors' records propagating)."""
+    ours = logging.getLogger("binder_actors")
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="binder_actors")
+    attach = not ours.propagate
+    if attach:
+        ours.addHandler(caplog.handler)
+    yield caplog
+    if attach:
+        ours.removeHandler(caplog.handler)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
-import logging
 import os
 import signal
 import subprocess
@@ -300,20 +299,6 @@ def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     registry = start_registry(root, {"htpasswd": {"realm": "binder-push-tests", "path": str(htpasswd)}})
     yield registry
     registry.stop()
-
-
-@pytest.fixture
-def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, the docker SDK's and ours (setup_logging may stop ours propagating)."""
-    ours = logging.getLogger("binder_actors")
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="binder_actors")
-    attach = not ours.propagate
-    if attach:
-        ours.addHandler(caplog.handler)
-    yield caplog
-    if attach:
-        ours.removeHandler(caplog.handler)
 
 
 def build_collecting(

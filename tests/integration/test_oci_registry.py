@@ -92,20 +92,6 @@ def token_requests(token_service: TokenService) -> Iterator[list[str]]:
     token_service.lifetime, token_service.fail_next = 300, 0
 
 
-@pytest.fixture
-def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, ours included (setup_logging stops binder_actors' records propagating)."""
-    ours = logging.getLogger("binder_actors")
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="binder_actors")
-    attach = not ours.propagate
-    if attach:
-        ours.addHandler(caplog.handler)
-    yield caplog
-    if attach:
-        ours.removeHandler(caplog.handler)
-
-
 @pytest.mark.parametrize(
     "image",
     [
