@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from binder_actors.builders import BuildRequest
 from binder_actors.builders.local import LocalBuildExecutor, find_python
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
+from binder_actors.models import BuildRequest
 from binder_actors.providers import resolve_once
 from binder_actors.registries.local import LocalImageStore
 from tests.helpers import commit, make_repo

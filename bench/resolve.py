@@ -14,8 +14,9 @@ import time
 
 import ray
 
-from binder_actors.actors.ref_resolver import RefResolver, ResolveRequest
+from binder_actors.actors.ref_resolver import RefResolver
 from binder_actors.config import BinderConfig, ProviderSettings
+from binder_actors.models import ResolveRequest
 from binder_actors.providers import Upstream, parse_spec, resolve_spec
 from tests.upstreams import UpstreamServer
 

@@ -23,12 +23,10 @@ from pydantic import BaseModel
 from ray.exceptions import RayActorError, RayTaskError
 
 from binder_actors.actors import ActorHandles, get_actors
-from binder_actors.actors.ref_resolver import ResolveRequest
-from binder_actors.actors.session_manager import LaunchRequest, Session
-from binder_actors.builders import BuildRequest
 from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.links import parse_binder_url
+from binder_actors.models import BuildRequest, LaunchRequest, ResolveRequest, Session
 from binder_actors.names import launch_key, user_name_for_repo
 from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError
 

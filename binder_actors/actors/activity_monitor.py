@@ -11,22 +11,12 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel
-
 from binder_actors.config import BinderConfig
 from binder_actors.hub import HubClient, HubError
 from binder_actors.logs import setup_logging
+from binder_actors.models import CullReport
 
 log = logging.getLogger(__name__)
-
-
-class CullReport(BaseModel):
-    """What one sweep saw and did."""
-
-    checked: int = 0
-    culled: list[str] = []
-    errors: int = 0
-    finished: datetime | None = None
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 import ray
 
 from binder_actors.actors.image_cache import make_registry
-from binder_actors.builders import BuildFailed, BuildRequest, RecoverableExecutor, make_executor
+from binder_actors.builders import BuildFailed, RecoverableExecutor, make_executor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.logs import setup_logging
+from binder_actors.models import BuildRequest
 
 log = logging.getLogger(__name__)
 

@@ -7,19 +7,14 @@ import logging
 import time
 
 import ray
-from pydantic import BaseModel
 
 from binder_actors.config import BinderConfig
 from binder_actors.logs import setup_logging
+from binder_actors.models import ResolveRequest
 from binder_actors.policy import refusal
 from binder_actors.providers import ResolvedRef, ResolveError, Upstream, parse_spec, resolve_spec
 
 log = logging.getLogger(__name__)
-
-
-class ResolveRequest(BaseModel):
-    provider: str
-    spec: str
 
 
 class RefResolver:

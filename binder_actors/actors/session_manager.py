@@ -11,20 +11,18 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import ray
-from pydantic import BaseModel
 
 from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError, HubUnavailable
 from binder_actors.logs import setup_logging
+from binder_actors.models import LaunchRequest, Session
 from binder_actors.names import server_name_for_launch, user_name_for_repo
 from binder_actors.policy import repo_quota
-from binder_actors.providers.base import ResolvedRef
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +33,6 @@ ADMISSION_LIST_SECONDS = 5.0
 ADMISSION_RECHECK_SECONDS = 1.0
 REMOVE_RETRY_FIRST_SECONDS = 1.0
 REMOVE_RETRY_MAX_SECONDS = 30.0
-
-
-class LaunchRequest(BaseModel):
-    image: str
-    resolved: ResolvedRef
-    binder_request: str
-    binder_persistent_request: str
-    user: str = ""  # the temporary user's name, chosen by the caller so it can clean up after a crash
-    # names.launch_key(launch id) of a launch that may be asked for again: only a request with the
-    # same key re-attaches to the launch or gets its session (a user name is no credential).
-    launch_key: str = ""
-
-
-class Session(BaseModel):
-    """One running (or starting) Binder session, as the hub reports it."""
-
-    user: str
-    server: str = ""
-    repo_url: str = ""
-    image: str = ""
-    url: str = ""
-    ready: bool = False
-    started: datetime | None = None
-    last_activity: datetime | None = None
 
 
 class QuotaExceeded(Exception):

@@ -5,31 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel
-
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
-from binder_actors.names import build_name, image_name
-from binder_actors.providers.base import ResolvedRef
+from binder_actors.models import BuildRequest
 
 Emit = Callable[[BinderEvent], Awaitable[None]]
-
-
-class BuildRequest(BaseModel):
-    """One image to build from one resolved ref."""
-
-    image: str
-    build_name: str
-    resolved: ResolvedRef
-
-    @classmethod
-    def for_ref(cls, resolved: ResolvedRef, image_prefix: str = "") -> BuildRequest:
-        """The request for `resolved`, named as BinderHub names its image and build."""
-        return cls(
-            image=image_name(image_prefix, resolved.build_slug, resolved.resolved_ref),
-            build_name=build_name(resolved.build_slug, resolved.resolved_ref),
-            resolved=resolved,
-        )
 
 
 class BuildFailed(Exception):

@@ -27,7 +27,7 @@ from typing import Any
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from binder_actors.builders import BuildFailed, BuildRequest, Emit
+from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.detect import DOCKER_BUILDER, BuildPlan, UnsupportedRepository, plan_build
 from binder_actors.config import BinderConfig
 from binder_actors.docker_engine import (
@@ -42,6 +42,7 @@ from binder_actors.docker_engine import (
     engine_client,
 )
 from binder_actors.events import Phase, progress
+from binder_actors.models import BuildRequest
 from binder_actors.providers.git import git_environment
 from binder_actors.registries.oci import parse_image
 

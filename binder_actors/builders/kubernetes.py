@@ -24,9 +24,10 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3 import HTTPResponse
 
-from binder_actors.builders import BuildFailed, BuildRequest, Emit
+from binder_actors.builders import BuildFailed, Emit
 from binder_actors.config import BinderConfig
 from binder_actors.events import Phase, progress
+from binder_actors.models import BuildRequest
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,11 @@ from collections import deque
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from binder_actors.builders import BuildFailed, BuildRequest, Emit
+from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.detect import KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
 from binder_actors.config import BinderConfig
 from binder_actors.events import progress
+from binder_actors.models import BuildRequest
 from binder_actors.providers.git import git_environment
 from binder_actors.registries.local import LocalImage, LocalImageStore
 

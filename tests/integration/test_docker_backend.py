@@ -27,12 +27,13 @@ from pydantic import SecretStr
 from ray import serve
 
 from binder_actors.actors import ActorHandles, ensure_actors, kill_actors
-from binder_actors.builders import BuildFailed, BuildRequest
+from binder_actors.builders import BuildFailed
 from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import PROJECT_DIR, BinderConfig
 from binder_actors.docker_engine import BUILDING_LABEL
 from binder_actors.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
 from binder_actors.events import BinderEvent
+from binder_actors.models import BuildRequest
 from binder_actors.providers.base import ResolvedRef
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel, wait_for
@@ -247,7 +248,6 @@ def test_build_timeout_stops_the_build_and_its_container(engine, git_server: Git
 
 INTERRUPTED_BUILD = """
 import asyncio, sys
-from binder_actors.builders import BuildRequest
 from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import BinderConfig
 

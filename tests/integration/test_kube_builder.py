@@ -16,7 +16,7 @@ from kubernetes.client import CoreV1Api
 import binder_actors.builders.kubernetes as kube
 from binder_actors.actors.build_scheduler import BuildScheduler
 from binder_actors.actors.image_cache import ImageCache
-from binder_actors.builders import BuildFailed, BuildRequest
+from binder_actors.builders import BuildFailed
 from binder_actors.builders.kubernetes import (
     BuildPodSettings,
     KubernetesBuildExecutor,
@@ -25,6 +25,7 @@ from binder_actors.builders.kubernetes import (
 )
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
+from binder_actors.models import BuildRequest
 from binder_actors.providers.base import ResolvedRef
 from tests.helpers import wait_for
 from tests.kube_emulator import KubeEmulator

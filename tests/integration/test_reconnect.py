@@ -9,10 +9,9 @@ import secrets
 import httpx
 import ray
 
-from binder_actors.actors.ref_resolver import ResolveRequest
-from binder_actors.actors.session_manager import LaunchRequest
 from binder_actors.client import launch_events
 from binder_actors.events import BinderEvent
+from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import launch_key, user_name_for_repo
 from tests.helpers import git_spec, wait_for
 from tests.integration.conftest import REQUIREMENTS_REPO, hub_users

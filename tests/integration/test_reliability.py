@@ -25,8 +25,7 @@ import pytest
 import ray
 
 from binder_actors.actors.build_scheduler import BuildScheduler
-from binder_actors.actors.ref_resolver import ResolveRequest
-from binder_actors.builders import BuildRequest
+from binder_actors.models import BuildRequest, ResolveRequest
 from binder_actors.registries.local import MARKER
 from tests.helpers import git_spec, read_events, wait_for
 from tests.integration.conftest import REQUIREMENTS_REPO, hub_users

@@ -9,9 +9,9 @@ import httpx
 import pytest
 import ray
 
-from binder_actors.actors.ref_resolver import ResolveRequest
-from binder_actors.actors.session_manager import LaunchRequest, SessionManager
+from binder_actors.actors.session_manager import SessionManager
 from binder_actors.hub import HubClient
+from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import image_name
 from tests.helpers import git_spec, read_events, run_in_kernel, wait_for
 from tests.integration.conftest import hub_users
