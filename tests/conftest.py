@@ -27,6 +27,13 @@ REQUIREMENTS_REPO = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/integration and tests/e2e need the real stack: `make unit` leaves them out."""
+    for item in items:
+        if item.path.parent.name in ("integration", "e2e"):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     server = start_git_server(tmp_path_factory.mktemp("git"))
