@@ -28,7 +28,8 @@ import pytest
 from binder_actors.embedded import HUB_CONFIG, free_port, proxy_command
 from binder_actors.hub import HubClient, HubError
 from tests.helpers import wait_for
-from tests.kube_emulator import KubeEmulator, ProcessKubelet
+from tests.kube_emulator import KubeEmulator
+from tests.kubelet import ProcessKubelet
 
 T = TypeVar("T")
 NS = "binder-sessions"
