@@ -1,40 +1,31 @@
-# The embedded JupyterHub: loopback only, temporary users started by binder-actors' SessionManager.
-# binder-actors starts the hub with this file and passes the settings below in the environment
-# (ports, data folder); the API token arrives as BINDER_HUB_API_TOKEN and is never written here.
+# The embedded JupyterHub: temporary users started by binder-actors' SessionManager, one spawner per builder.
+# It runs in the hub's process with binder-actors' BINDER_* environment and loads the same BinderConfig;
+# only what that cannot know arrives as BINDER_HUB_* variables (ports picked at start, the proxy's path).
 import os
 
-from binder_actors.spawners import LocalBinderSpawner
+from binder_actors.config import BinderConfig
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+config = BinderConfig()
+hub_dir = config.data_dir / "hub"
 
-data_dir = os.environ["BINDER_DATA_DIR"]
-hub_dir = os.path.join(data_dir, "hub")
-
-c.JupyterHub.bind_url = f"http://127.0.0.1:{os.environ['BINDER_HUB_PORT']}/"
+c.JupyterHub.bind_url = f"http://127.0.0.1:{config.hub_port}/"
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(os.environ["BINDER_HUB_API_PORT"])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['BINDER_HUB_PROXY_API_PORT']}"
 c.ConfigurableHTTPProxy.command = [os.environ["BINDER_HUB_PROXY_COMMAND"]]
-c.JupyterHub.db_url = f"sqlite:///{os.path.join(hub_dir, 'jupyterhub.sqlite')}"
-c.JupyterHub.cookie_secret_file = os.path.join(hub_dir, "jupyterhub_cookie_secret")
-c.JupyterHub.pid_file = os.path.join(hub_dir, "jupyterhub.pid")
+c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
 
 # Temporary users only: nobody logs in, so no password authenticator is reachable.
 c.JupyterHub.authenticator_class = "null"
 c.Authenticator.allow_all = True
-
-c.JupyterHub.spawner_class = LocalBinderSpawner
 c.JupyterHub.allow_named_servers = True  # used when BINDER_NAMED_SERVERS is set
-c.LocalBinderSpawner.image_store = os.path.join(data_dir, "images")
-c.LocalBinderSpawner.sessions_dir = os.path.join(data_dir, "sessions")
-c.LocalBinderSpawner.default_url = "/lab"
-c.LocalBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
-c.LocalBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))
-c.Spawner.start_timeout = int(os.environ.get("BINDER_LAUNCH_TIMEOUT", "600"))
-c.Spawner.http_timeout = int(os.environ.get("BINDER_LAUNCH_TIMEOUT", "600"))
 
+# The token arrives as BINDER_HUB_API_TOKEN (BinderConfig's hub_api_token) and is never written here.
 c.JupyterHub.services = [
-    {"name": "binder", "api_token": os.environ["BINDER_HUB_API_TOKEN"]},
+    {"name": "binder", "api_token": config.hub_api_token.get_secret_value()},
 ]
 c.JupyterHub.load_roles = [
     {
@@ -58,29 +49,47 @@ c.JupyterHub.cleanup_servers = False
 # Activity is what the culler reads: report it often.
 c.JupyterHub.last_activity_interval = 60
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]
+c.Spawner.start_timeout = config.launch_timeout
+c.Spawner.http_timeout = config.launch_timeout
 
-if os.environ.get("BINDER_HUB_SPAWNER") == "docker":
-    # BINDER_BUILDER=docker: sessions run in containers on a bridge network of their own. Their
-    # servers call the hub's API, so it listens on that network's gateway (an address of this host)
-    # instead of loopback; the proxy reaches each container at its address on the network.
-    c.JupyterHub.spawner_class = "binder_actors.spawners.DockerBinderSpawner"
+
+def local_sessions(spawner):
+    """builder local: servers are processes of this host, in the environments on disk."""
+    spawner.image_store = str(config.images_dir)
+    spawner.sessions_dir = str(config.data_dir / "sessions")
+
+
+def docker_sessions(spawner):
+    """builder docker: containers on a bridge network of their own. Their servers call the hub's API,
+    so it listens on that network's gateway (BINDER_HUB_IP, an address of this host) instead of
+    loopback; the proxy reaches each container at its address on the network."""
     c.JupyterHub.hub_ip = os.environ["BINDER_HUB_IP"]
-    c.DockerBinderSpawner.network_name = os.environ["BINDER_DOCKER_NETWORK"]
-    c.DockerBinderSpawner.use_internal_ip = True
-    c.DockerBinderSpawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
-    c.DockerBinderSpawner.default_url = "/lab"
-    c.DockerBinderSpawner.mem_limit = os.environ.get("BINDER_DOCKER_MEM_LIMIT") or None
-    c.DockerBinderSpawner.cpu_limit = float(os.environ.get("BINDER_DOCKER_CPU_LIMIT") or 0) or None
-    c.DockerBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
-    c.DockerBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))
+    spawner.network_name = config.docker_network
+    spawner.use_internal_ip = True
+    spawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
+    spawner.mem_limit = config.docker_mem_limit or None
+    spawner.cpu_limit = config.docker_cpu_limit or None
 
-if os.environ.get("BINDER_HUB_SPAWNER") == "kube":
-    # Sessions run as pods (KubeBinderSpawner) in BINDER_KUBE_NAMESPACE, from a hub outside the
-    # cluster that reaches pod IPs; kubespawner reads the cluster from KUBECONFIG. In a cluster,
-    # cluster/jupyterhub/values.yaml configures the same spawner for the zero-to-jupyterhub chart.
-    c.JupyterHub.spawner_class = "binder_actors.spawners.KubeBinderSpawner"
-    c.KubeBinderSpawner.namespace = os.environ.get("BINDER_KUBE_NAMESPACE", "binder")
-    c.KubeBinderSpawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
-    c.KubeBinderSpawner.default_url = "/lab"
-    c.KubeBinderSpawner.shutdown_no_activity_timeout = int(os.environ.get("BINDER_SESSION_IDLE_TIMEOUT", "600"))
-    c.KubeBinderSpawner.kernel_idle_timeout = int(os.environ.get("BINDER_KERNEL_IDLE_TIMEOUT", "600"))
+
+def kube_sessions(spawner):
+    """builder kubernetes: pods in BINDER_KUBE_NAMESPACE, from a hub outside the cluster that reaches
+    pod IPs; kubespawner reads the cluster from KUBECONFIG. In a cluster, cluster/jupyterhub/values.yaml
+    configures the same spawner for the zero-to-jupyterhub chart."""
+    spawner.namespace = config.kube_namespace
+    spawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
+
+
+SESSIONS = {
+    "local": ("LocalBinderSpawner", local_sessions),
+    "docker": ("DockerBinderSpawner", docker_sessions),
+    "kubernetes": ("KubeBinderSpawner", kube_sessions),
+}
+# BINDER_HUB_SPAWNER=kube|docker, the hub's older switch, still picks a backend without BINDER_BUILDER.
+backend = {"kube": "kubernetes", "docker": "docker"}.get(os.environ.get("BINDER_HUB_SPAWNER", ""), config.builder)
+spawner_name, configure = SESSIONS[backend]
+c.JupyterHub.spawner_class = f"binder_actors.spawners.{spawner_name}"
+spawner = c[spawner_name]
+spawner.default_url = "/lab"
+spawner.shutdown_no_activity_timeout = config.session_idle_timeout
+spawner.kernel_idle_timeout = config.kernel_idle_timeout
+configure(spawner)
