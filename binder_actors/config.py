@@ -27,6 +27,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 EMBEDDED_HUB_CONFIG = Path(__file__).resolve().parent / "hub_config" / "jupyterhub_config.py"
 
 
+# The env vars naming the file sources: a YAML file of settings, a folder of secret files.
+FILE_SOURCES = ("BINDER_CONFIG_FILE", "BINDER_SECRETS_DIR")
+
+
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "binder-actors"
 
@@ -416,6 +420,10 @@ def config_environment(config: BinderConfig) -> dict[str, str]:
             environment.update({f"BINDER_{name.upper()}__{inner.upper()}": _env_value(v) for inner, v in value})
         else:
             environment[f"BINDER_{name.upper()}"] = _env_value(value)
+    # The files keep supplying what the child reads from them (secrets), from any working folder.
+    for name in FILE_SOURCES:
+        if os.environ.get(name):
+            environment[name] = str(Path(os.environ[name]).resolve())
     return {name: value for name, value in environment.items() if value is not None}
 
 

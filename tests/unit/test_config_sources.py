@@ -117,6 +117,25 @@ def test_a_child_process_environment_loads_the_same_config(
     assert BinderConfig() == config
 
 
+def test_a_child_process_in_another_folder_still_finds_the_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The embedded hub runs in the data folder; `BINDER_CONFIG_FILE=binder.yaml make serve` must still work.
+    (tmp_path / "secrets").mkdir()
+    write(tmp_path / "secrets" / "hub_api_token", "s3cr3t-from-file")
+    write(tmp_path / "binder.yaml", "max_sessions: 7\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BINDER_CONFIG_FILE", "binder.yaml")
+    monkeypatch.setenv("BINDER_SECRETS_DIR", "secrets")
+    exported = config_environment(BinderConfig(data_dir=tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for name, value in exported.items():
+        monkeypatch.setenv(name, value)
+    config = BinderConfig()
+    assert (config.max_sessions, config.hub_api_token.get_secret_value()) == (7, "s3cr3t-from-file")
+
+
 def test_secrets_stay_out_of_a_child_process_environment(tmp_path: Path) -> None:
     config = BinderConfig(
         data_dir=tmp_path,
