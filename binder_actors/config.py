@@ -266,7 +266,7 @@ class BinderConfig(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise ConfigError(_describe(error)) from None
+            raise ConfigError(config_checks.describe(error)) from None
 
     @field_validator("build_memory_request", "build_memory_limit")
     @classmethod
@@ -379,33 +379,6 @@ class BinderConfig(BaseSettings):
                 raise ConfigError(f"BINDER_CONFIG_FILE: {config_file} is not a file")
             sources.append(_YamlFileSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
-
-
-def env_var(location: tuple[str | int, ...]) -> str:
-    """The env var of a setting, from a validation error's location: BINDER_PORT, BINDER_PROVIDERS__GITLAB_URL."""
-    name = f"BINDER_{str(location[0]).upper()}"
-    rest = location[1:]
-    if location[0] == "providers" and rest and isinstance(rest[0], str):
-        name, rest = f"{name}__{rest[0].upper()}", rest[1:]
-    return name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
-
-
-_BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
-
-
-def _describe(error: ValidationError) -> str:
-    problems = []
-    for problem in error.errors(include_url=False):
-        message = problem["msg"].removeprefix("Value error, ")
-        if not problem["loc"]:  # a check across settings names them itself
-            problems.append(message)
-        elif problem["type"] == "extra_forbidden":
-            problems.append(f"{problem['loc'][0]}: not a setting of binder-actors (see the README's configuration)")
-        elif problem["type"] in _BOUNDS:  # numbers only, so never a secret
-            problems.append(f"{env_var(problem['loc'])}: {message}, not {problem['input']}")
-        else:
-            problems.append(f"{env_var(problem['loc'])}: {message}")
-    return "invalid settings:\n  " + "\n  ".join(problems)
 
 
 def config_environment(config: BinderConfig) -> dict[str, str]:

@@ -1,7 +1,7 @@
-"""Pure checks of single setting values, run by BinderConfig when it loads.
+"""Pure checks of single setting values, run by BinderConfig when it loads, and the report of a failed load.
 
-Each returns the value unchanged or raises ValueError saying what is wrong and how to write it;
-BinderConfig adds the setting's name (its env var), so a bad value fails at start, not at first use.
+Each check returns the value unchanged or raises ValueError saying what is wrong and how to write it;
+`describe` names the setting (its env var), so a bad value fails at start, not at first use.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 # Pod spec tolerations (core/v1 Toleration): its fields and the values Kubernetes accepts.
 TOLERATION_FIELDS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
@@ -111,3 +113,31 @@ def docker_memory(value: str) -> str:
     if value and not _DOCKER_MEMORY.match(value):
         raise ValueError(f"{value!r} is not a memory size; write a number with K, M, G or T, e.g. 512M or 2G")
     return value
+
+
+def env_var(location: tuple[str | int, ...]) -> str:
+    """The env var of a setting, from a validation error's location: BINDER_PORT, BINDER_PROVIDERS__GITLAB_URL."""
+    name = f"BINDER_{str(location[0]).upper()}"
+    rest = location[1:]
+    if location[0] == "providers" and rest and isinstance(rest[0], str):
+        name, rest = f"{name}__{rest[0].upper()}", rest[1:]
+    return name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
+
+
+_BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def describe(error: ValidationError) -> str:
+    """Every problem of a failed load, one line each, named by env var; secrets are never repeated."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:  # a check across settings names them itself
+            problems.append(message)
+        elif problem["type"] == "extra_forbidden":
+            problems.append(f"{problem['loc'][0]}: not a setting of binder-actors (see the README's configuration)")
+        elif problem["type"] in _BOUNDS:  # numbers only, so never a secret
+            problems.append(f"{env_var(problem['loc'])}: {message}, not {problem['input']}")
+        else:
+            problems.append(f"{env_var(problem['loc'])}: {message}")
+    return "invalid settings:\n  " + "\n  ".join(problems)
