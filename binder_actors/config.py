@@ -1,6 +1,6 @@
-"""The one configuration model: every setting of binder-actors, from BINDER_* env vars or a YAML file.
-
-Actors and Serve replicas receive the model itself, so every part of one deployment agrees.
+"""The one configuration model: every setting of binder-actors, from BINDER_* env vars, secret files or a
+YAML file, checked when it loads. Actors, Serve replicas and the embedded hub all get this model (the
+hub through `config_environment`), so every part of one deployment agrees.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from binder_actors import config_checks
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The embedded hub's JupyterHub config: package data, so it ships in the wheel.
 EMBEDDED_HUB_CONFIG = Path(__file__).resolve().parent / "hub_config" / "jupyterhub_config.py"
-
-
 # The env vars naming the file sources: a YAML file of settings, a folder of secret files.
 FILE_SOURCES = ("BINDER_CONFIG_FILE", "BINDER_SECRETS_DIR")
 
