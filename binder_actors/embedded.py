@@ -23,11 +23,11 @@ from pydantic import SecretStr
 from ray import serve
 
 from binder_actors.actors import ensure_actors, kill_actors
-from binder_actors.config import PROJECT_DIR, BinderConfig
+from binder_actors.config import EMBEDDED_HUB_CONFIG, PROJECT_DIR, BinderConfig, config_environment
 
 log = logging.getLogger(__name__)
 
-HUB_CONFIG = PROJECT_DIR / "cluster" / "embedded" / "jupyterhub_config.py"
+HUB_CONFIG = EMBEDDED_HUB_CONFIG
 HUB_START_SECONDS = 60.0
 
 
@@ -119,34 +119,26 @@ class EmbeddedHub:
 
 
 def docker_hub_environment(config: BinderConfig) -> dict[str, str]:
-    """What the hub's config needs to run sessions in containers (BINDER_BUILDER=docker)."""
+    """The address the hub listens on for sessions in containers (BINDER_BUILDER=docker): their network's gateway."""
     from binder_actors.docker_engine import engine_client, ensure_network
 
-    gateway = ensure_network(engine_client(), config.docker_network)
-    return {
-        "BINDER_HUB_SPAWNER": "docker",
-        "BINDER_HUB_IP": gateway,
-        "BINDER_DOCKER_NETWORK": config.docker_network,
-        "BINDER_DOCKER_MEM_LIMIT": config.docker_mem_limit,
-        "BINDER_DOCKER_CPU_LIMIT": str(config.docker_cpu_limit),
-    }
+    return {"BINDER_HUB_IP": ensure_network(engine_client(), config.docker_network)}
 
 
 def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
     hub_dir = config.data_dir / "hub"
     hub_dir.mkdir(parents=True, exist_ok=True)
     port = config.hub_port or free_port()
+    # The hub's config loads BinderConfig from this environment; the BINDER_HUB_* variables below are
+    # what it cannot know: the ports picked now, the proxy's path and the service's token.
     env = {
         **os.environ,
-        "BINDER_DATA_DIR": str(config.data_dir),
+        **config_environment(config),
         "BINDER_HUB_PORT": str(port),
         "BINDER_HUB_API_PORT": str(free_port()),
         "BINDER_HUB_PROXY_API_PORT": str(free_port()),
         "BINDER_HUB_PROXY_COMMAND": proxy_command(),
         "BINDER_HUB_API_TOKEN": token,
-        "BINDER_LAUNCH_TIMEOUT": str(config.launch_timeout),
-        "BINDER_SESSION_IDLE_TIMEOUT": str(config.session_idle_timeout),
-        "BINDER_KERNEL_IDLE_TIMEOUT": str(config.kernel_idle_timeout),
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
     if config.builder == "docker":

@@ -1,0 +1,95 @@
+# The embedded JupyterHub: temporary users started by binder-actors' SessionManager, one spawner per builder.
+# It runs in the hub's process with binder-actors' BINDER_* environment and loads the same BinderConfig;
+# only what that cannot know arrives as BINDER_HUB_* variables (ports picked at start, the proxy's path).
+import os
+
+from binder_actors.config import BinderConfig
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+config = BinderConfig()
+hub_dir = config.data_dir / "hub"
+
+c.JupyterHub.bind_url = f"http://127.0.0.1:{config.hub_port}/"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ["BINDER_HUB_API_PORT"])
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['BINDER_HUB_PROXY_API_PORT']}"
+c.ConfigurableHTTPProxy.command = [os.environ["BINDER_HUB_PROXY_COMMAND"]]
+c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
+
+# Temporary users only: nobody logs in, so no password authenticator is reachable.
+c.JupyterHub.authenticator_class = "null"
+c.Authenticator.allow_all = True
+c.JupyterHub.allow_named_servers = True  # used when BINDER_NAMED_SERVERS is set
+
+# The token arrives as BINDER_HUB_API_TOKEN (BinderConfig's hub_api_token) and is never written here.
+c.JupyterHub.services = [
+    {"name": "binder", "api_token": config.hub_api_token.get_secret_value()},
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "binder",
+        "scopes": [
+            "admin:users",
+            "admin:servers",
+            "tokens",
+            "list:users",
+            "read:users",
+            "read:users:activity",
+            "read:servers",
+            "access:servers",
+        ],
+        "services": ["binder"],
+    },
+]
+# Servers outlive a hub restart (they are found again from the database); binder-actors stops
+# them itself when it shuts down.
+c.JupyterHub.cleanup_servers = False
+# Activity is what the culler reads: report it often.
+c.JupyterHub.last_activity_interval = 60
+c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]
+c.Spawner.start_timeout = config.launch_timeout
+c.Spawner.http_timeout = config.launch_timeout
+
+
+def local_sessions(spawner):
+    """builder local: servers are processes of this host, in the environments on disk."""
+    spawner.image_store = str(config.images_dir)
+    spawner.sessions_dir = str(config.data_dir / "sessions")
+
+
+def docker_sessions(spawner):
+    """builder docker: containers on a bridge network of their own. Their servers call the hub's API,
+    so it listens on that network's gateway (BINDER_HUB_IP, an address of this host) instead of
+    loopback; the proxy reaches each container at its address on the network."""
+    c.JupyterHub.hub_ip = os.environ["BINDER_HUB_IP"]
+    spawner.network_name = config.docker_network
+    spawner.use_internal_ip = True
+    spawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
+    spawner.mem_limit = config.docker_mem_limit or None
+    spawner.cpu_limit = config.docker_cpu_limit or None
+
+
+def kube_sessions(spawner):
+    """builder kubernetes: pods in BINDER_KUBE_NAMESPACE, from a hub outside the cluster that reaches
+    pod IPs; kubespawner reads the cluster from KUBECONFIG. In a cluster, cluster/jupyterhub/values.yaml
+    configures the same spawner for the zero-to-jupyterhub chart."""
+    spawner.namespace = config.kube_namespace
+    spawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
+
+
+SESSIONS = {
+    "local": ("LocalBinderSpawner", local_sessions),
+    "docker": ("DockerBinderSpawner", docker_sessions),
+    "kubernetes": ("KubeBinderSpawner", kube_sessions),
+}
+# BINDER_HUB_SPAWNER=kube|docker, the hub's older switch, still picks a backend without BINDER_BUILDER.
+backend = {"kube": "kubernetes", "docker": "docker"}.get(os.environ.get("BINDER_HUB_SPAWNER", ""), config.builder)
+spawner_name, configure = SESSIONS[backend]
+c.JupyterHub.spawner_class = f"binder_actors.spawners.{spawner_name}"
+spawner = c[spawner_name]
+spawner.default_url = "/lab"
+spawner.shutdown_no_activity_timeout = config.session_idle_timeout
+spawner.kernel_idle_timeout = config.kernel_idle_timeout
+configure(spawner)
