@@ -84,9 +84,7 @@ SESSIONS = {
     "docker": ("DockerBinderSpawner", docker_sessions),
     "kubernetes": ("KubeBinderSpawner", kube_sessions),
 }
-# BINDER_HUB_SPAWNER=kube|docker, the hub's older switch, still picks a backend without BINDER_BUILDER.
-backend = {"kube": "kubernetes", "docker": "docker"}.get(os.environ.get("BINDER_HUB_SPAWNER", ""), config.builder)
-spawner_name, configure = SESSIONS[backend]
+spawner_name, configure = SESSIONS[config.builder]
 c.JupyterHub.spawner_class = f"binder_actors.spawners.{spawner_name}"
 spawner = c[spawner_name]
 spawner.default_url = "/lab"

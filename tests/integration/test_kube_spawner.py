@@ -1,7 +1,7 @@
 """KubeBinderSpawner under a real JupyterHub, against the Kubernetes API emulator.
 
-The hub runs with the embedded config's `BINDER_HUB_SPAWNER=kube` branch and a kubeconfig that
-points at the emulator; kubespawner's reflectors list and watch its pods and events with
+The hub runs with the embedded config's Kubernetes spawner (`BINDER_BUILDER=kubernetes`) and a
+kubeconfig that points at the emulator; kubespawner's reflectors list and watch its pods and events with
 kubernetes_asyncio. A kubelet stand-in runs each session pod's container as a local
 `jupyterhub-singleuser` on 127.0.0.1, so a launch through the hub's REST API goes all the way to a
 server that answers with the session's token.
@@ -85,7 +85,7 @@ def kube_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeHub]:
             "BINDER_HUB_PROXY_COMMAND": proxy_command(),
             "BINDER_HUB_API_TOKEN": token,
             "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
-            "BINDER_HUB_SPAWNER": "kube",
+            "BINDER_BUILDER": "kubernetes",
             "BINDER_KUBE_NAMESPACE": NS,
             "KUBECONFIG": str(emulator.write_kubeconfig(root / "kubeconfig", NS)),
         }

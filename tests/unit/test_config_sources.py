@@ -187,7 +187,3 @@ def test_the_hub_config_picks_the_spawner_of_the_builder_with_binder_config_valu
     for name, value in settings.items():
         assert loaded[spawner][name] == value.format(data=tmp_path)
 
-
-def test_the_hub_config_keeps_the_older_spawner_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    loaded = load_hub_config(monkeypatch, BinderConfig(data_dir=tmp_path), BINDER_HUB_SPAWNER="kube")
-    assert loaded.JupyterHub.spawner_class == "binder_actors.spawners.KubeBinderSpawner"
