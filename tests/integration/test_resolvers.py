@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.embedded import EmbeddedStack
 from binder_actors.models import ResolveRequest
 from binder_actors.providers import ResolvedRef, ResolveError, resolve_once
-from tests.helpers import wait_for
+from tests.helpers import git_spec, make_repo, wait_for
 from tests.upstreams import UpstreamServer
 
 SHA_A = "a" * 40
@@ -176,6 +177,16 @@ def test_unresolvable_specs_fail_with_a_clear_message(upstream, provider, spec, 
     with pytest.raises(ResolveError, match=message) as raised:
         resolve(upstream, provider, spec)
     assert raised.value.status_code == status
+
+
+def test_git_ref_that_only_ends_like_another_branch_is_not_found(upstream, tmp_path):
+    sha = make_repo(tmp_path, "repo", {"README.md": "one branch\n"})
+    subprocess.run(["git", "-C", str(tmp_path / "repo"), "branch", "feature/dev"], check=True)
+    spec = git_spec(str(tmp_path / "repo"), "feature/dev")
+    assert resolve(upstream, "git", spec).resolved_ref == sha
+    with pytest.raises(ResolveError, match="no branch, tag or HEAD by that name") as raised:
+        resolve(upstream, "git", git_spec(str(tmp_path / "repo"), "dev"))
+    assert raised.value.status_code == 404
 
 
 def test_doi_redirect_into_loopback_is_refused_by_default(upstream):
