@@ -226,6 +226,33 @@ def test_slow_upstream_times_out_with_a_message(upstream):
         upstream.tables.github_delay = None
 
 
+# --- RefResolver's bounds, on the class itself (no Ray needed) -------------------------------------
+
+
+def test_resolver_caches_stay_within_their_bound_under_a_stream_of_missing_specs(upstream):
+    bound = 25
+
+    async def scenario() -> tuple[list[int], int]:
+        resolver = RefResolver(config_for(upstream, ref_cache_size=bound, ref_miss_cache_size=bound))
+        sizes = []
+        try:
+            for n in range(300):
+                with pytest.raises(ResolveError, match="Could not resolve ref"):
+                    await resolver.resolve(ResolveRequest(provider="gh", spec=f"org/missing-{n}/HEAD"))
+                stats = await resolver.stats()
+                sizes.append(max(stats["cached"], stats["cached_misses"]))
+            before = upstream.count("/repos/org/missing-0/")
+            with pytest.raises(ResolveError):  # the oldest miss was evicted: asked upstream again
+                await resolver.resolve(ResolveRequest(provider="gh", spec="org/missing-0/HEAD"))
+            return sizes, upstream.count("/repos/org/missing-0/") - before
+        finally:
+            await resolver.upstream.aclose()
+
+    sizes, asked_again = asyncio.run(scenario())
+    assert max(sizes) == bound  # filled to its bound, never past it
+    assert asked_again >= 1
+
+
 # --- through the RefResolver actor (real Ray) ----------------------------------------------------
 
 
