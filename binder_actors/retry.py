@@ -54,6 +54,9 @@ class RetryPolicy:
             assert state.outcome is not None  # tenacity gives up only after an attempt
             return state.outcome.result()  # the last result, or its error raised
 
+        async def once() -> T:  # a coroutine function: tenacity would not await what a lambda returns
+            return await attempt()
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=doubling_with_jitter(multiplier=self.first_delay, max=self.max_delay, jitter=self.first_delay),
@@ -62,4 +65,4 @@ class RetryPolicy:
             retry_error_callback=last_answer,
             sleep=self.sleep,
         )
-        return await retrying(attempt)
+        return await retrying(once)

@@ -96,3 +96,15 @@ def test_delays_double_with_bounded_jitter_up_to_the_maximum():
     assert len(delays) == 5  # none after the last attempt
     for delay, base in zip(delays, [1.0, 2.0, 4.0, 5.0, 5.0], strict=True):
         assert base <= delay <= min(base + 1.0, 5.0)
+
+
+def test_a_lambda_returning_a_coroutine_is_awaited_and_retried():
+    answers = iter([503, 200])
+
+    async def answer() -> int:
+        return next(answers)
+
+    async def scenario() -> int:
+        return await NOW.call(lambda: answer(), retry_on_result=busy)
+
+    assert asyncio.run(scenario()) == 200
