@@ -103,6 +103,15 @@ class BinderConfig(BaseSettings):
 
     ref_cache_ttl: float = Field(60.0, ge=0, description="Seconds a resolved ref is reused.")
     ref_miss_ttl: float = Field(30.0, ge=0, description="Seconds a ref that could not be found is answered from cache.")
+    ref_cache_size: int = Field(
+        10_000, ge=1, description="Resolved refs (and GitHub ETags) RefResolver keeps at most; the oldest go first."
+    )
+    ref_miss_cache_size: int = Field(
+        10_000, ge=1, description="Refs not found that RefResolver keeps at most; bounds its memory under bad specs."
+    )
+    image_cache_size: int = Field(
+        10_000, ge=1, description="Images ImageCache keeps as found, and as missing, at most (each)."
+    )
     providers: ProviderSettings = Field(
         default_factory=ProviderSettings,
         description="Upstream URLs and credentials per provider (env: BINDER_PROVIDERS__GITHUB_API_URL, ...).",

@@ -6,7 +6,6 @@ token travels in a header and never appears in a message, log line or exception.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -15,12 +14,15 @@ from urllib.parse import quote
 
 import httpx
 
+from binder_actors.retry import RetryPolicy
+
 log = logging.getLogger(__name__)
 
 _PAGINATION = "application/jupyterhub-pagination+json"
 RETRIES = 3
 RETRY_FIRST_DELAY = 0.25
 RETRY_STATUSES = frozenset({502, 503, 504})
+_RETRY = RetryPolicy(attempts=RETRIES + 1, first_delay=RETRY_FIRST_DELAY)
 
 
 class HubError(Exception):
@@ -71,20 +73,14 @@ class HubClient:
         Those answers come from the proxy or the network, before the hub acted, so a retry is safe;
         so does a 404 that is not the hub's JSON (a restarted proxy without its route to the hub yet).
         """
-        delay = RETRY_FIRST_DELAY
-        for attempt in range(RETRIES + 1):
-            try:
-                response = await self._client.request(method, path, json=body, headers=headers)
-            except httpx.TransportError as error:
-                if attempt == RETRIES:
-                    raise HubUnavailable(
-                        f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__})."
-                    ) from None
-            else:
-                if not _before_the_hub(response) or attempt == RETRIES:
-                    break
-            await asyncio.sleep(delay)
-            delay *= 2
+        try:
+            response = await _RETRY.call(
+                lambda: self._client.request(method, path, json=body, headers=headers),
+                retry_on_error=lambda error: isinstance(error, httpx.TransportError),
+                retry_on_result=_before_the_hub,
+            )
+        except httpx.TransportError as error:
+            raise HubUnavailable(f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__}).") from None
         if _before_the_hub(response):
             raise HubUnavailable(f"JupyterHub at {self.hub_url} is unavailable ({response.status_code}).")
         if response.status_code not in ok:

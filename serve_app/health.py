@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from binder_actors.actors import ActorHandles
+from binder_actors.caching import SingleFlight, TTLCache
 from binder_actors.config import BinderConfig
 
 T = TypeVar("T")
@@ -28,23 +29,19 @@ class AtMostEvery(Generic[T]):
         self, compute: Callable[[], Awaitable[T]], interval: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.compute = compute
-        self.interval = interval
-        self.clock = clock
-        self._result: tuple[float, T] | None = None
-        self._running: asyncio.Future[T] | None = None
+        self._result: TTLCache[None, T] = TTLCache(maxsize=1, ttl=interval, timer=clock)
+        self._running: SingleFlight[None, T] = SingleFlight()
 
     async def __call__(self) -> T:
-        if self._result is not None and self.clock() - self._result[0] < self.interval:
-            return self._result[1]
-        if self._running is None:
-            self._running = asyncio.ensure_future(self.compute())
-            self._running.add_done_callback(self._store)
-        return await asyncio.shield(self._running)
+        try:
+            return self._result[None]
+        except KeyError:
+            return await self._running.run(None, self._compute_and_keep)
 
-    def _store(self, done: asyncio.Future[T]) -> None:
-        self._running = None
-        if not done.cancelled() and done.exception() is None:
-            self._result = (self.clock(), done.result())
+    async def _compute_and_keep(self) -> T:
+        result = await self.compute()  # a failure is not kept: the next call tries again
+        self._result[None] = result
+        return result
 
 
 async def ask(call: Awaitable[Any], timeout: float = CALL_TIMEOUT) -> Any:

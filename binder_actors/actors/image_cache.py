@@ -1,12 +1,12 @@
-"""ImageCache: does this image exist? A TTL cache of hits and misses over the registry, the source of truth."""
+"""ImageCache: does this image exist? Bounded TTL caches of hits and misses over the registry, the source of truth."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import ray
 
+from binder_actors.caching import TTLCache
 from binder_actors.config import BinderConfig
 from binder_actors.logs import setup_logging
 from binder_actors.registries import ImageRegistry
@@ -36,38 +36,23 @@ def make_registry(config: BinderConfig) -> ImageRegistry:
     return registries[config.registry]()
 
 
-def _fresh(entries: dict[str, float], image: str, now: float) -> bool:
-    return entries.get(image, 0.0) > now
-
-
-def _remember(entries: dict[str, float], image: str, expiry: float, now: float) -> None:
-    """Insert at the end; with one TTL per dict, insertion order is expiry order, so pruning stops early."""
-    entries.pop(image, None)
-    entries[image] = expiry
-    for stale in list(entries):
-        if entries[stale] > now:
-            break
-        del entries[stale]
-
-
 class ImageCache:
     def __init__(self, config: BinderConfig) -> None:
         setup_logging()
         self.config = config
         self.registry = make_registry(config)
-        self._found: dict[str, float] = {}  # image -> monotonic expiry
-        self._missing: dict[str, float] = {}
+        self._found: TTLCache[str, bool] = TTLCache(config.image_cache_size, config.image_cache_hit_ttl)
+        self._missing: TTLCache[str, bool] = TTLCache(config.image_cache_size, config.image_cache_miss_ttl)
         self.hits = 0
         self.misses = 0
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def exists(self, image: str) -> bool:
         """True when the image is built and launchable; never raises for "not found"."""
-        now = time.monotonic()
-        if _fresh(self._found, image, now):
+        if self._found.get(image):  # get, not `in`: a lookup counts as a use for the LRU bound
             self.hits += 1
             return True
-        if _fresh(self._missing, image, now):
+        if self._missing.get(image):
             self.misses += 1
             return False
         return await self.refresh(image)
@@ -76,16 +61,15 @@ class ImageCache:
     async def refresh(self, image: str) -> bool:
         """Ask the registry now, whatever is cached (BuildScheduler calls it once a build is done)."""
         found = await self.registry.exists(image)
-        now = time.monotonic()
-        if _fresh(self._found, image, now):
+        if image in self._found:
             # Found by a refresh that ran while this one waited (a build finished): a later answer.
             found = True
         if found:
             self._missing.pop(image, None)
-            _remember(self._found, image, now + self.config.image_cache_hit_ttl, now)
+            self._found[image] = True
             self.hits += 1
         else:
-            _remember(self._missing, image, now + self.config.image_cache_miss_ttl, now)
+            self._missing[image] = True
             self.misses += 1
         return found
 

@@ -1,13 +1,12 @@
-"""RefResolver: spec -> ResolvedRef, with TTL caches for hits and misses and single flight per spec."""
+"""RefResolver: spec -> ResolvedRef, with bounded TTL caches for hits and misses and single flight per spec."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 import ray
 
+from binder_actors.caching import SingleFlight, TTLCache
 from binder_actors.config import BinderConfig
 from binder_actors.logs import setup_logging
 from binder_actors.models import ResolveRequest
@@ -16,15 +15,18 @@ from binder_actors.providers import ResolvedRef, ResolveError, Upstream, parse_s
 
 log = logging.getLogger(__name__)
 
+SpecKey = tuple[str, str]  # (provider, spec)
+
 
 class RefResolver:
     def __init__(self, config: BinderConfig) -> None:
         setup_logging()
         self.config = config
         self.upstream = Upstream(config)
-        self._cache: dict[tuple[str, str], tuple[float, ResolvedRef]] = {}
-        self._misses: dict[tuple[str, str], tuple[float, ResolveError]] = {}
-        self._in_flight: dict[tuple[str, str], asyncio.Future[ResolvedRef]] = {}
+        self._cache: TTLCache[SpecKey, ResolvedRef] = TTLCache(config.ref_cache_size, config.ref_cache_ttl)
+        # The message of a miss, not the error: a cached exception re-raised grows its traceback each time.
+        self._misses: TTLCache[SpecKey, str] = TTLCache(config.ref_miss_cache_size, config.ref_miss_ttl)
+        self._in_flight: SingleFlight[SpecKey, ResolvedRef] = SingleFlight()
         self.upstream_calls = 0
         self.cache_hits = 0  # answers from the cache or from a resolution already in flight
 
@@ -35,33 +37,28 @@ class RefResolver:
         if refused:
             raise ResolveError(refused, 403)
         key = (request.provider, request.spec)
-        now = time.monotonic()
         cached = self._cache.get(key)
-        if cached and cached[0] > now:
+        if cached is not None:
             self.cache_hits += 1
-            return cached[1]
-        miss = self._misses.get(key)
-        if miss and miss[0] > now:
-            raise miss[1]
+            return cached
+        missing = self._misses.get(key)
+        if missing is not None:
+            raise ResolveError(missing, 404)
         if key in self._in_flight:
             self.cache_hits += 1
-            return await asyncio.shield(self._in_flight[key])
-        future: asyncio.Future[ResolvedRef] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        return await self._in_flight.run(key, lambda: self._resolve_and_remember(key, request))
+
+    async def _resolve_and_remember(self, key: SpecKey, request: ResolveRequest) -> ResolvedRef:
+        """Runs once per flight, so its answer is cached even when every caller has gone."""
         try:
             resolved = await self._resolve_upstream(request)
-            self._cache[key] = (time.monotonic() + self.config.ref_cache_ttl, resolved)
-            self._misses.pop(key, None)
-            future.set_result(resolved)
-            return resolved
-        except BaseException as error:
-            if isinstance(error, ResolveError) and error.status_code == 404:
-                self._misses[key] = (time.monotonic() + self.config.ref_miss_ttl, error)
-            future.set_exception(error)
-            future.exception()  # retrieved: followers re-raise it, nobody else must
+        except ResolveError as error:
+            if error.status_code == 404:
+                self._misses[key] = error.message
             raise
-        finally:
-            del self._in_flight[key]
+        self._cache[key] = resolved
+        self._misses.pop(key, None)
+        return resolved
 
     async def _resolve_upstream(self, request: ResolveRequest) -> ResolvedRef:
         parsed = parse_spec(

@@ -67,16 +67,25 @@ def normalize_repo_url(url: str, *, allow_local_repos: bool = False) -> str:
 
 
 def pick_sha(ls_remote_output: str, ref: str) -> str | None:
-    """The commit `ref` names in `git ls-remote` output: HEAD, a branch, or a (peeled) tag."""
+    """The commit `ref` names in `git ls-remote` output: HEAD, a branch, a (peeled) tag, or `refs/<ref>`.
+
+    None when `ref` is not there: ls-remote matches by tail, so its output for `main` may hold only
+    `refs/heads/feature/main`, which is another branch, not a stand-in.
+    """
     refs: dict[str, str] = {}
     for line in ls_remote_output.splitlines():
         sha, _, name = line.partition("\t")
         if sha and name:
             refs[name] = sha
-    for candidate in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"):
-        if candidate in refs:
-            return refs[candidate]
-    return next(iter(refs.values()), None)
+    candidates = (
+        ref,
+        f"refs/heads/{ref}",
+        f"refs/tags/{ref}^{{}}",
+        f"refs/tags/{ref}",
+        f"refs/{ref}^{{}}",
+        f"refs/{ref}",
+    )
+    return next((refs[candidate] for candidate in candidates if candidate in refs), None)
 
 
 async def ls_remote(url: str, ref: str, *, timeout: float, allow_local_repos: bool) -> str:

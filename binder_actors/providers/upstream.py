@@ -9,12 +9,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from binder_actors.caching import LRUCache
 from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.providers.base import ResolveError
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "binder-actors"
 MAX_REDIRECTS = 10
-ETAG_ENTRIES = 4096
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
 
 
@@ -68,8 +67,8 @@ class Upstream:
         self.http = http or httpx.AsyncClient(
             timeout=config.upstream_timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False
         )
-        # url -> (etag, value): a 304 answer costs GitHub no rate limit
-        self._etags: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        # url -> (etag, value): a 304 answer costs GitHub no rate limit. One per cached ref at most.
+        self._etags: LRUCache[str, tuple[str, Any]] = LRUCache(config.ref_cache_size)
         self.requests = 0
 
     async def aclose(self) -> None:
@@ -104,9 +103,6 @@ class Upstream:
         if not etag:
             return
         self._etags[url] = (etag, value)
-        self._etags.move_to_end(url)
-        while len(self._etags) > ETAG_ENTRIES:
-            self._etags.popitem(last=False)
 
     async def follow_redirects(self, url: str, *, what: str) -> str:
         """The URL `url` finally redirects to, every hop checked by `check_redirect_target`."""

@@ -5,7 +5,6 @@ Anonymous, Basic and Bearer-token (Docker token auth) access, retries on transie
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import re
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+
+from binder_actors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,18 @@ def _error_detail(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}" + (f" ({detail[:300]})" if detail else "")
 
 
+def _worth_retrying(response: httpx.Response) -> bool:
+    """A 5xx or a 429 may pass; any other answer is the registry's last word."""
+    return response.status_code >= 500 or response.status_code == 429
+
+
+def _failure(outcome: httpx.Response | BaseException) -> str:
+    """A failed attempt in a few words, for a log line or the final error (redact it before use)."""
+    if isinstance(outcome, httpx.Response):
+        return f"HTTP {outcome.status_code}"
+    return f"{type(outcome).__name__}: {outcome}" if str(outcome) else type(outcome).__name__
+
+
 class OCIRegistry:
     """One registry at `url`, one HTTP client; credentials and tokens never leave this object."""
 
@@ -127,7 +140,7 @@ class OCIRegistry:
         self.host = parts.netloc
         self.token_url = token_url
         self.attempts = attempts
-        self.backoff = backoff
+        self._retry = RetryPolicy(attempts=attempts, first_delay=backoff)
         self._password = password
         self._basic = ""
         if username:
@@ -264,21 +277,29 @@ class OCIRegistry:
         self, method: str, url: str, headers: dict[str, str], params: dict[str, str] | None = None
     ) -> httpx.Response:
         """The request, repeated with a doubling delay on transport errors, 5xx and 429."""
-        delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = await self._client.request(method, url, headers=headers, params=params)
-            except httpx.TransportError as error:
-                failure = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            else:
-                if response.status_code < 500 and response.status_code != 429:
-                    return response
-                failure = f"HTTP {response.status_code}"
-            failure = self._redact(failure)
-            log.warning("registry request failed url=%s attempt=%d/%d error=%s", url, attempt, self.attempts, failure)
-            if attempt < self.attempts:
-                await asyncio.sleep(delay)
-                delay *= 2
+
+        def log_failure(attempt: int, outcome: httpx.Response | BaseException) -> None:
+            log.warning(
+                "registry request failed url=%s attempt=%d/%d error=%s",
+                url,
+                attempt,
+                self.attempts,
+                self._redact(_failure(outcome)),
+            )
+
+        try:
+            response = await self._retry.call(
+                lambda: self._client.request(method, url, headers=headers, params=params),
+                retry_on_error=lambda error: isinstance(error, httpx.TransportError),
+                retry_on_result=_worth_retrying,
+                on_failure=log_failure,
+            )
+        except httpx.TransportError as error:
+            failure = _failure(error)
+        else:
+            if not _worth_retrying(response):
+                return response
+            failure = _failure(response)
         raise self._error(
             RegistryUnavailable,
             f"{url if url.startswith('http') else self.url + url} failed {self.attempts} times "

@@ -265,3 +265,30 @@ def test_image_cache_with_no_miss_ttl_asks_the_registry_each_time(
             await cache.registry.aclose()
 
     assert asyncio.run(scenario()) == [False, True]
+
+
+def test_image_cache_keeps_at_most_its_size_of_missing_images(open_registry: RunningRegistry, tmp_path: Path) -> None:
+    config = BinderConfig(
+        data_dir=tmp_path,
+        registry="oci",
+        registry_url=open_registry.url,
+        image_cache_miss_ttl=3600,
+        image_cache_size=10,
+    )
+
+    async def scenario() -> tuple[list[int], bool]:
+        cache = ImageCache(config)
+        sizes = []
+        try:
+            for n in range(40):
+                assert not await cache.exists(f"binder/never-built-{n}:v1")
+                sizes.append((await cache.stats())["missing"])
+            push_image(open_registry.url, "binder/never-built-0", "v1")
+            # the oldest miss was evicted, so the registry is asked again and finds the image
+            return sizes, await cache.exists("binder/never-built-0:v1")
+        finally:
+            await cache.registry.aclose()
+
+    sizes, found_after_eviction = asyncio.run(scenario())
+    assert max(sizes) == 10 and sizes[-1] == 10
+    assert found_after_eviction

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.embedded import EmbeddedStack
 from binder_actors.models import ResolveRequest
 from binder_actors.providers import ResolvedRef, ResolveError, resolve_once
-from tests.helpers import wait_for
+from tests.helpers import git_spec, make_repo, wait_for
 from tests.upstreams import UpstreamServer
 
 SHA_A = "a" * 40
@@ -178,6 +179,16 @@ def test_unresolvable_specs_fail_with_a_clear_message(upstream, provider, spec, 
     assert raised.value.status_code == status
 
 
+def test_git_ref_that_only_ends_like_another_branch_is_not_found(upstream, tmp_path):
+    sha = make_repo(tmp_path, "repo", {"README.md": "one branch\n"})
+    subprocess.run(["git", "-C", str(tmp_path / "repo"), "branch", "feature/dev"], check=True)
+    spec = git_spec(str(tmp_path / "repo"), "feature/dev")
+    assert resolve(upstream, "git", spec).resolved_ref == sha
+    with pytest.raises(ResolveError, match="no branch, tag or HEAD by that name") as raised:
+        resolve(upstream, "git", git_spec(str(tmp_path / "repo"), "dev"))
+    assert raised.value.status_code == 404
+
+
 def test_doi_redirect_into_loopback_is_refused_by_default(upstream):
     with pytest.raises(ResolveError, match="private or loopback"):
         resolve(upstream, "zenodo", "10.5281/zenodo.3242073", allow_local_repos=False)
@@ -213,6 +224,33 @@ def test_slow_upstream_times_out_with_a_message(upstream):
     finally:
         upstream.tables.github_delay.set()
         upstream.tables.github_delay = None
+
+
+# --- RefResolver's bounds, on the class itself (no Ray needed) -------------------------------------
+
+
+def test_resolver_caches_stay_within_their_bound_under_a_stream_of_missing_specs(upstream):
+    bound = 25
+
+    async def scenario() -> tuple[list[int], int]:
+        resolver = RefResolver(config_for(upstream, ref_cache_size=bound, ref_miss_cache_size=bound))
+        sizes = []
+        try:
+            for n in range(300):
+                with pytest.raises(ResolveError, match="Could not resolve ref"):
+                    await resolver.resolve(ResolveRequest(provider="gh", spec=f"org/missing-{n}/HEAD"))
+                stats = await resolver.stats()
+                sizes.append(max(stats["cached"], stats["cached_misses"]))
+            before = upstream.count("/repos/org/missing-0/")
+            with pytest.raises(ResolveError):  # the oldest miss was evicted: asked upstream again
+                await resolver.resolve(ResolveRequest(provider="gh", spec="org/missing-0/HEAD"))
+            return sizes, upstream.count("/repos/org/missing-0/") - before
+        finally:
+            await resolver.upstream.aclose()
+
+    sizes, asked_again = asyncio.run(scenario())
+    assert max(sizes) == bound  # filled to its bound, never past it
+    assert asked_again >= 1
 
 
 # --- through the RefResolver actor (real Ray) ----------------------------------------------------

@@ -44,7 +44,6 @@ def test_local_paths_only_when_allowed():
     assert parsed.repo_url == "file:///srv/repo"
 
 
-
 LS_REMOTE = (
     "1111111111111111111111111111111111111111\tHEAD\n"
     "2222222222222222222222222222222222222222\trefs/heads/main\n"
@@ -55,11 +54,32 @@ LS_REMOTE = (
 
 @pytest.mark.parametrize(
     ("ref", "sha"),
-    [("HEAD", "1" * 40), ("main", "2" * 40), ("v1", "4" * 40), ("nothing", "1" * 40)],
+    [("HEAD", "1" * 40), ("main", "2" * 40), ("v1", "4" * 40), ("refs/heads/main", "2" * 40), ("tags/v1", "4" * 40)],
 )
 def test_pick_sha_prefers_exact_then_branch_then_peeled_tag(ref, sha):
     assert pick_sha(LS_REMOTE, ref) == sha
 
 
-def test_pick_sha_of_empty_output_is_none():
-    assert pick_sha("", "main") is None
+# `git ls-remote <url> <ref>` matches refs by their tail: asked for `main`, it also lists
+# `refs/heads/feature/main` and `refs/remotes/origin/main`, and lists those alone when `main` is gone.
+TAIL_MATCHES = (
+    "5555555555555555555555555555555555555555\trefs/heads/feature/main\n"
+    "6666666666666666666666666666666666666666\trefs/remotes/origin/main\n"
+    "7777777777777777777777777777777777777777\trefs/pull/12/head\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("output", "ref", "sha"),
+    [
+        (TAIL_MATCHES, "main", None),  # only other refs ending in /main: `main` is not there
+        (TAIL_MATCHES, "head", None),
+        (TAIL_MATCHES + LS_REMOTE, "main", "2" * 40),  # the branch itself wins over its namesakes
+        (TAIL_MATCHES, "feature/main", "5" * 40),
+        (TAIL_MATCHES, "pull/12/head", "7" * 40),  # refs/<ref>, as git itself reads a ref name
+        (LS_REMOTE, "nothing", None),
+        ("", "main", None),
+    ],
+)
+def test_pick_sha_finds_only_the_ref_asked_for(output, ref, sha):
+    assert pick_sha(output, ref) == sha
