@@ -43,10 +43,10 @@ import httpx
 from bench.harness import BenchStack, bench_stack, read_streams, summary
 from binder_actors.actors import ActorHandles
 from binder_actors.builders.local import server_environment, session_command
-from binder_actors.embedded import free_port
 from binder_actors.models import BuildRequest, LaunchRequest, ResolveRequest
 from binder_actors.registries.local import LocalImage, LocalImageStore
 from binder_actors.spawners import BinderSpawnerMixin
+from serve_app.embedded import free_port
 
 LAUNCHES = 20
 CONCURRENT_USERS = 20

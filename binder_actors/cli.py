@@ -14,7 +14,9 @@ from binder_actors.config import BinderConfig
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from binder_actors.embedded import start_embedded
+    # The CLI entry point calls the composition root, which lives above both packages (it starts the hub,
+    # Ray, the actors and Serve); imported here so that the other commands need no Serve app.
+    from serve_app.embedded import start_embedded
 
     overrides = {"port": args.port} if args.port else {}
     config = BinderConfig(**overrides)

@@ -31,11 +31,11 @@ from binder_actors.builders import BuildFailed
 from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import PROJECT_DIR, BinderConfig
 from binder_actors.docker_engine import BUILDING_LABEL
-from binder_actors.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest
 from binder_actors.providers.base import ResolvedRef
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError
+from serve_app.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel, wait_for
 from tests.registry import RunningRegistry, start_registry, write_htpasswd
 

@@ -12,8 +12,8 @@ import pytest
 
 from binder_actors.actors.image_cache import ImageCache
 from binder_actors.config import BinderConfig
-from binder_actors.embedded import free_port
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError, RegistryUnavailable
+from serve_app.embedded import free_port
 from tests.registry import (
     RunningRegistry,
     TokenService,

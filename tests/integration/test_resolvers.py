@@ -12,9 +12,9 @@ import ray
 
 from binder_actors.actors.ref_resolver import RefResolver
 from binder_actors.config import BinderConfig, ProviderSettings
-from binder_actors.embedded import EmbeddedStack
 from binder_actors.models import ResolveRequest
 from binder_actors.providers import ResolvedRef, ResolveError, resolve_once
+from serve_app.embedded import EmbeddedStack
 from tests.helpers import wait_for
 from tests.upstreams import UpstreamServer
 
