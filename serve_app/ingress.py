@@ -1,6 +1,6 @@
 """The Ray Serve ingress: BinderHub's HTTP surface over the actors (launch stream, pages, health).
 
-Routes parse and answer bad input themselves; every launch is `client.launch_events` underneath.
+Routes parse and answer bad input themselves; every launch is `launch.launch_events` underneath.
 """
 
 import asyncio
@@ -15,9 +15,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from ray import serve
 
 from binder_actors.actors import ensure_actors
-from binder_actors.client import launch_events
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed
+from binder_actors.launch import launch_events
 from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, parse_spec
 from serve_app.access import AccessControl, AccessPolicy, build_only_requested
