@@ -24,7 +24,7 @@ from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.launch import launch_events
 from binder_actors.links import parse_binder_url
-from binder_actors.models import ResolveRequest, Session
+from binder_actors.models import CullReport, ResolveRequest, ServiceStatus, Session
 from binder_actors.providers import ResolvedRef
 
 T = TypeVar("T")
@@ -198,3 +198,40 @@ class BinderClient:
 
     def images(self) -> list[str]:
         return ray.get(self.handles.image_cache.images.remote())
+
+    def cull(self, timeout: float | None = None, dry_run: bool = False) -> CullReport:
+        """One culling sweep now; `timeout` overrides BINDER_CULL_TIMEOUT once, `dry_run` only reports."""
+        return ray.get(self.handles.activity_monitor.cull_once.remote(timeout=timeout, dry_run=dry_run))
+
+    def status(self, actor_timeout: float = 10.0) -> ServiceStatus:
+        """What is running: Ray, the hub, each actor, the caches, builds, sessions and the culler."""
+        handles = self.handles
+        hub, refs, image_cache, builds, building, culler = ray.get(
+            [
+                handles.session_manager.health.remote(),
+                handles.ref_resolver.stats.remote(),
+                handles.image_cache.stats.remote(),
+                handles.build_scheduler.stats.remote(),
+                handles.build_scheduler.running.remote(),
+                handles.activity_monitor.status.remote(),
+            ]
+        )
+        actors = {}
+        for name, handle in handles.named():
+            try:
+                ray.get(handle.__ray_ready__.remote(), timeout=actor_timeout)
+                actors[name] = "ok"
+            except Exception as error:  # a status report shows a dead actor, it does not stop at it
+                actors[name] = type(error).__name__
+        return ServiceStatus(
+            ray=ray.get_runtime_context().gcs_address,
+            hub=hub,
+            actors=actors,
+            refs=refs,
+            image_cache=image_cache,
+            builds=builds,
+            building=building,
+            sessions=len(self.sessions()),
+            images=len(self.images()),
+            culler=culler,
+        )

@@ -251,7 +251,7 @@ def test_a_thousand_concurrent_callers_make_one_upstream_call(resolver, upstream
         upstream.tables.github_delay = None
     assert {r.resolved_ref for r in results} == {SHA_A}
     assert upstream.count("/repos/org/popular/") == 1
-    assert ray.get(actor.stats.remote())["upstream_calls"] == 1
+    assert ray.get(actor.stats.remote()).upstream_calls == 1
 
 
 def test_expired_ref_is_revalidated_with_its_etag(resolver, upstream):
