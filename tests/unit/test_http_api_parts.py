@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -362,3 +364,16 @@ def test_base_url_becomes_serves_route_prefix(base_url, prefix, path):
 )
 def test_last_event_id_is_ours_or_ignored(header, expected):
     assert parse_last_event_id(header) == expected
+
+
+def test_importing_a_serve_app_module_builds_no_application_until_app_is_asked_for():
+    probe = (
+        "import sys, serve_app.paths\n"
+        "assert 'serve_app.ingress' not in sys.modules, 'importing serve_app.paths loaded the ingress'\n"
+        "import serve_app\n"
+        "assert serve_app.app is serve_app.app\n"
+        "print(type(serve_app.app).__name__)\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    assert answer.stdout.strip() == "Application"
