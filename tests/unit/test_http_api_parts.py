@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from binder_actors.providers import PROVIDERS
 from serve_app.health import AtMostEvery, HealthChecks
 from serve_app.launches import parse_last_event_id
 from serve_app.metrics import BinderMetrics, repo_labels
+from serve_app.pages import error_page, launch_page
 from serve_app.paths import legacy_redirect, route_prefix
 from serve_app.repoproviders import detect_regex, repoproviders
 
@@ -377,3 +379,32 @@ def test_importing_a_serve_app_module_builds_no_application_until_app_is_asked_f
     answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert answer.returncode == 0, answer.stderr[-2000:]
     assert answer.stdout.strip() == "Application"
+
+
+def script_json(page: str, element_id: str) -> Any:
+    """A `<script type="application/json">` element's JSON as a browser reads it: the raw text up to
+    the first `</script` (entities are not decoded in a script element), parsed."""
+    text = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script', page, re.S | re.I)[1]
+    return json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        "lab/tree/a&b.ipynb?x=1&y=2",
+        'doc/tree/a&b<c"dé.ipynb',
+        "tree/</script><script>alert(1)</script>",
+        "tree/it's &amp; <!-- -->.ipynb",
+        "notebooks/日本語 ✓.ipynb",
+    ],
+)
+def test_launch_page_settings_reach_the_script_unchanged(redirect):
+    settings = {"buildUrl": "../../../build/git/x/HEAD?build_token=a.b&c", "redirectPath": redirect}
+    page = launch_page("git/x/HEAD", settings)
+    assert script_json(page, "binder-settings") == settings
+    assert page.count("</script") == 2  # the settings element's and the script's own: nothing closes one early
+
+
+def test_launch_and_error_pages_show_the_spec_and_message_as_text():
+    assert "<title>Binder: starting git/&lt;b&gt;x&amp;y/HEAD</title>" in launch_page("git/<b>x&y/HEAD", {})
+    assert '<p class="error">ref &#39;&lt;main&gt;&#39; not found</p>' in error_page("ref '<main>' not found")
