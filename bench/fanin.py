@@ -30,10 +30,10 @@ TINY_REPO = {"requirements.txt": "", "README.md": "A tiny repository for the fan
 def fan_in(bench: BenchStack, clicks: int) -> dict[str, Any]:
     """`clicks` first clicks at once on a new repository; every session is stopped afterwards."""
     repo = bench.add_repo(f"fanin-{clicks}", TINY_REPO)
-    builds_before = ray.get(bench.actors.build_scheduler.stats.remote())["builds_started"]
+    builds_before = ray.get(bench.actors.build_scheduler.stats.remote()).builds_started
     started = time.perf_counter()
     streams = asyncio.run(read_streams(bench.build_url(repo), clicks))
-    builds = ray.get(bench.actors.build_scheduler.stats.remote())["builds_started"] - builds_before
+    builds = ray.get(bench.actors.build_scheduler.stats.remote()).builds_started - builds_before
     ready = sorted(stream.arrivals[-1] - started for stream in streams if stream.ready)
     built = [
         next(at for event, at in zip(s.events, s.arrivals, strict=True) if event["phase"] == "built") - started

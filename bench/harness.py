@@ -21,7 +21,7 @@ import ray
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig
-from binder_actors.embedded import EmbeddedStack, free_port, start_embedded
+from serve_app.embedded import EmbeddedStack, free_port, start_embedded
 from tests.helpers import GitServer, git_spec, start_git_server
 
 STREAM_TIMEOUT = httpx.Timeout(900.0, connect=60.0)

@@ -14,7 +14,7 @@ import ray
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig
-from binder_actors.embedded import free_port, start_embedded
+from serve_app.embedded import free_port, start_embedded
 from tests.helpers import git_spec, read_events, start_git_server
 
 RUNS = 5

@@ -17,9 +17,9 @@ import ray
 from bench.harness import percentile
 from binder_actors.actors import get_actors
 from binder_actors.config import BinderConfig
-from binder_actors.embedded import free_port, start_embedded
 from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import image_name
+from serve_app.embedded import free_port, start_embedded
 from tests.helpers import git_spec, read_events, start_git_server, wait_for
 
 LAUNCHES = 20

@@ -4,9 +4,9 @@ On the real embedded stack (git daemon, JupyterHub, Ray, the actors, Serve on lo
 requirements.txt repository built once beforehand. Each condition makes 20 launches, sessions
 stopped between rounds:
 
-- by stage, calling the actors in sequence as `client.launch_events` does: resolve
-  (RefResolver.resolve), cache check (ImageCache.exists), spawn (SessionManager.launch, call to
-  `ready`: hub user, token, server start, the hub's progress stream);
+- by stage, through `launch.launch_events` itself (the flow the ingress streams), its stages timed
+  as they end: resolve (RefResolver.resolve), cache check (ImageCache.exists), spawn
+  (SessionManager.launch, call to `ready`: hub user, token, server start, the hub's progress stream);
 - end to end, over HTTP `/build` streams; "rest" is its median minus the direct path's (Serve's
   proxy and ingress, the launch registry, SSE framing, the client). The two come from different
   rounds, so run-to-run noise (a few hundred ms on 2 cores) can exceed it, and make it negative.
@@ -43,10 +43,10 @@ import httpx
 from bench.harness import BenchStack, bench_stack, read_streams, summary
 from binder_actors.actors import ActorHandles
 from binder_actors.builders.local import server_environment, session_command
-from binder_actors.embedded import free_port
-from binder_actors.models import BuildRequest, LaunchRequest, ResolveRequest
+from binder_actors.launch import LaunchStage, launch_events
 from binder_actors.registries.local import LocalImage, LocalImageStore
 from binder_actors.spawners import BinderSpawnerMixin
+from serve_app.embedded import free_port
 
 LAUNCHES = 20
 CONCURRENT_USERS = 20
@@ -57,31 +57,26 @@ SERVER_START_TIMEOUT = 120.0
 
 
 async def staged_launch(actors: ActorHandles, provider: str, spec: str, image_prefix: str) -> dict[str, float | str]:
-    """One launch through the actors, as `client.launch_events` makes it, timed per stage (seconds)."""
+    """One launch through `launch.launch_events` (the flow the ingress streams), timed per stage (seconds)."""
+    ended: dict[str, float] = {}
+
+    def stage_ended(stage: LaunchStage) -> None:
+        ended[stage] = time.perf_counter()
+
     started = time.perf_counter()
-    resolved = await actors.ref_resolver.resolve.remote(ResolveRequest(provider=provider, spec=spec))
-    resolved_at = time.perf_counter()
-    image = BuildRequest.for_ref(resolved, image_prefix).image
-    if not await actors.image_cache.exists.remote(image):
-        raise RuntimeError(f"{image} is not cached: the benchmark builds it first")
-    checked_at = time.perf_counter()
-    launch = LaunchRequest(
-        image=image,
-        resolved=resolved,
-        binder_request=f"v2/{provider}/{spec}",
-        binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
-    )
     ready = None
-    async for ref in actors.session_manager.launch.remote(launch):
-        ready = await ref
-        if ready.phase == "failed":
-            raise RuntimeError(f"launch failed: {ready.message}")
+    async for event in launch_events(actors, provider, spec, image_prefix=image_prefix, on_stage=stage_ended):
+        if event.phase == "failed":
+            raise RuntimeError(f"launch failed: {event.message}")
+        ready = event
     done = time.perf_counter()
-    assert ready is not None and ready.url
+    if "found" not in ended:
+        raise RuntimeError(f"{spec} was not cached: the benchmark builds it first")
+    assert ready is not None and ready.phase == "ready" and ready.url
     return {
-        "resolve": resolved_at - started,
-        "cache_check": checked_at - resolved_at,
-        "spawn": done - checked_at,
+        "resolve": ended["resolved"] - started,
+        "cache_check": ended["found"] - ended["resolved"],
+        "spawn": done - ended["found"],
         "total": done - started,
         "user": ready.url.split("/user/", 1)[1].split("/", 1)[0],
     }

@@ -14,7 +14,9 @@ from binder_actors.config import BinderConfig
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from binder_actors.embedded import start_embedded
+    # The CLI entry point calls the composition root, which lives above both packages (it starts the hub,
+    # Ray, the actors and Serve); imported here so that the other commands need no Serve app.
+    from serve_app.embedded import start_embedded
 
     overrides = {"port": args.port} if args.port else {}
     config = BinderConfig(**overrides)
@@ -123,10 +125,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _cull(args: argparse.Namespace) -> int:
-    import ray
-
-    client = _client(args)
-    report = ray.get(client.handles.activity_monitor.cull_once.remote(timeout=args.timeout, dry_run=args.dry_run))
+    report = _client(args).cull(timeout=args.timeout, dry_run=args.dry_run)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -137,34 +136,14 @@ def _cull(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     """What is running: Ray, the hub, the actors, builds, sessions."""
-    import ray
-
     try:
         client = _client(args)
     except ConnectionError as error:
         print(json.dumps({"running": False, "error": str(error)}) if args.json else f"not running: {error}")
         return 1
-    handles = client.handles
-    status = {
-        "running": True,
-        "ray": ray.get_runtime_context().gcs_address,
-        "hub": ray.get(handles.session_manager.health.remote()),
-        "actors": {name: "ok" for name in type(handles).model_fields},
-        "refs": ray.get(handles.ref_resolver.stats.remote()),
-        "image_cache": ray.get(handles.image_cache.stats.remote()),
-        "builds": ray.get(handles.build_scheduler.stats.remote()),
-        "building": ray.get(handles.build_scheduler.running.remote()),
-        "sessions": len(client.sessions()),
-        "images": len(client.images()),
-        "culler": ray.get(handles.activity_monitor.status.remote()),
-    }
-    for name in status["actors"]:
-        try:
-            ray.get(getattr(handles, name).__ray_ready__.remote(), timeout=10)
-        except Exception as error:  # a status report shows a dead actor, it does not stop at it
-            status["actors"][name] = type(error).__name__
+    status = client.status().model_dump(mode="json")
     if args.json:
-        print(json.dumps(status, indent=2, default=str))
+        print(json.dumps(status, indent=2))
     else:
         for key, value in status.items():
             print(f"{key:>9}: {value}")

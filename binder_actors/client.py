@@ -1,7 +1,5 @@
-"""The Python client over the actor handles, and the flow of one launch as an async event stream.
-
-The HTTP ingress is a thin adapter over `launch_events`; Python programs use `BinderClient`.
-Both yield the same `BinderEvent` models, ending in `ready` or `failed`.
+"""The Python client over the actor handles: `BinderClient` launches through `launch.launch_events`,
+the flow the HTTP ingress streams, so both yield the same `BinderEvent` models, ending in `ready` or `failed`.
 
     from binder_actors.client import BinderClient
     client = BinderClient.connect()
@@ -13,30 +11,25 @@ Both yield the same `BinderEvent` models, ending in `ready` or `failed`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
 import ray
 from pydantic import BaseModel
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayTaskError
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
+from binder_actors.launch import launch_events
 from binder_actors.links import parse_binder_url
-from binder_actors.models import BuildRequest, LaunchRequest, ResolveRequest, Session
-from binder_actors.names import launch_key, user_name_for_repo
-from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError
-
-log = logging.getLogger(__name__)
+from binder_actors.models import CullReport, ResolveRequest, ServiceStatus, Session
+from binder_actors.providers import ResolvedRef
 
 T = TypeVar("T")
 
 NO_READY = "The launch ended without a ready event."
-RETRY_MESSAGE = "binder-actors restarted a part of itself during your launch; please retry."
-ABANDONED_CLEANUP_SECONDS = 120.0
 
 
 class LaunchFailed(Exception):
@@ -45,83 +38,6 @@ class LaunchFailed(Exception):
     def __init__(self, event: BinderEvent) -> None:
         super().__init__(event.message.rstrip("\n"))
         self.event = event
-
-
-def _user_error(error: BaseException) -> BinderEvent | None:
-    """The failed event for an error the user can act on, or None for an internal one."""
-    cause = error.cause if isinstance(error, RayTaskError) else error
-    if isinstance(cause, InvalidSpec):
-        return failed(str(cause), 400)
-    if isinstance(cause, ResolveError):
-        return failed(str(cause), cause.status_code)
-    return None
-
-
-async def _remove_abandoned(handles: ActorHandles, user: str) -> None:
-    """Stop the server and delete the user of a launch whose SessionManager died (best effort)."""
-    try:
-        await asyncio.wait_for(handles.session_manager.stop.remote(user), ABANDONED_CLEANUP_SECONDS)
-    except Exception as error:  # the next SessionManager start removes what is still half-made
-        log.warning("could not remove an abandoned launch user=%s: %s", user, type(error).__name__)
-
-
-async def launch_events(
-    handles: ActorHandles,
-    provider: str,
-    spec: str,
-    *,
-    image_prefix: str = "",
-    build_only: bool = False,
-    launch_id: str = "",
-) -> AsyncIterator[BinderEvent]:
-    """Resolve, build if needed, and launch (unless `build_only`); every outcome is an event.
-
-    `launch_id` names the session's hub user: launching again with the same id (a client that
-    reconnected elsewhere) re-attaches to the same session instead of starting a second one.
-
-    Bad specs and refused ones come back from RefResolver as InvalidSpec / ResolveError and
-    end the stream as a `failed` event with their message.
-    """
-    try:
-        resolved: ResolvedRef = await handles.ref_resolver.resolve.remote(ResolveRequest(provider=provider, spec=spec))
-        if resolved.notice:
-            yield BinderEvent(phase="waiting", message=resolved.notice)
-        request = BuildRequest.for_ref(resolved, image_prefix)
-        image = request.image
-        if await handles.image_cache.exists.remote(image):
-            yield BinderEvent(phase="built", message="Found built image, launching...\n", image_name=image)
-        else:
-            async for ref in handles.build_scheduler.build.remote(request):
-                event: BinderEvent = await ref
-                yield event
-                if event.phase == "failed":
-                    return
-        if build_only:
-            return
-        launch = LaunchRequest(
-            image=image,
-            resolved=resolved,
-            binder_request=f"v2/{provider}/{spec}",
-            binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
-            user=user_name_for_repo(resolved.repo_url, launch_id),
-            launch_key=launch_key(launch_id),
-        )
-        try:
-            async for ref in handles.session_manager.launch.remote(launch):
-                yield await ref
-        except RayActorError:
-            # The manager died mid-launch: its successor cannot know this user is nobody's, we do.
-            await _remove_abandoned(handles, launch.user)
-            raise
-    except (RayTaskError, InvalidSpec, ResolveError) as error:
-        event = _user_error(error)
-        if event is None:
-            log.exception("launch crashed spec=%s", spec)
-            event = failed(RETRY_MESSAGE, 500)
-        yield event
-    except RayActorError:
-        log.warning("an actor died during a launch spec=%s", spec)
-        yield failed(RETRY_MESSAGE, 503)
 
 
 class LaunchedSession(BaseModel):
@@ -282,3 +198,40 @@ class BinderClient:
 
     def images(self) -> list[str]:
         return ray.get(self.handles.image_cache.images.remote())
+
+    def cull(self, timeout: float | None = None, dry_run: bool = False) -> CullReport:
+        """One culling sweep now; `timeout` overrides BINDER_CULL_TIMEOUT once, `dry_run` only reports."""
+        return ray.get(self.handles.activity_monitor.cull_once.remote(timeout=timeout, dry_run=dry_run))
+
+    def status(self, actor_timeout: float = 10.0) -> ServiceStatus:
+        """What is running: Ray, the hub, each actor, the caches, builds, sessions and the culler."""
+        handles = self.handles
+        hub, refs, image_cache, builds, building, culler = ray.get(
+            [
+                handles.session_manager.health.remote(),
+                handles.ref_resolver.stats.remote(),
+                handles.image_cache.stats.remote(),
+                handles.build_scheduler.stats.remote(),
+                handles.build_scheduler.running.remote(),
+                handles.activity_monitor.status.remote(),
+            ]
+        )
+        actors = {}
+        for name, handle in handles.named():
+            try:
+                ray.get(handle.__ray_ready__.remote(), timeout=actor_timeout)
+                actors[name] = "ok"
+            except Exception as error:  # a status report shows a dead actor, it does not stop at it
+                actors[name] = type(error).__name__
+        return ServiceStatus(
+            ray=ray.get_runtime_context().gcs_address,
+            hub=hub,
+            actors=actors,
+            refs=refs,
+            image_cache=image_cache,
+            builds=builds,
+            building=building,
+            sessions=len(self.sessions()),
+            images=len(self.images()),
+            culler=culler,
+        )

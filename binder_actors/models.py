@@ -6,8 +6,9 @@ A client imports these without importing actor code; every actor method takes or
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from binder_actors.names import build_name, image_name
 from binder_actors.providers.base import ResolvedRef
@@ -70,3 +71,76 @@ class CullReport(BaseModel):
     culled: list[str] = []
     errors: int = 0
     finished: datetime | None = None
+
+
+class ResolverStats(BaseModel):
+    """RefResolver's counters and the sizes of its caches."""
+
+    upstream_calls: int  # resolutions that went upstream
+    cache_hits: int  # resolutions answered from the cache
+    upstream_requests: int  # HTTP requests to the providers' APIs
+    cached: int  # resolved refs held
+    cached_misses: int  # refs held as "not found"
+
+
+class ImageCacheStats(BaseModel):
+    """ImageCache's lookups and what it remembers."""
+
+    hits: int  # lookups answered "built"
+    misses: int  # lookups answered "not built"
+    known: int  # images remembered as built
+    missing: int  # images remembered as not built (for a short while)
+
+
+class BuildSchedulerStats(BaseModel):
+    """BuildScheduler's builds: started since it began, running now, waiting for a slot."""
+
+    builds_started: int
+    building: int
+    queued: int
+
+
+class CullerStatus(BaseModel):
+    """ActivityMonitor's sessions culled since it began, and its last sweep."""
+
+    culled_total: int
+    last_sweep: CullReport
+
+
+class HealthAnswer(BaseModel):
+    """Whether a service answers, as BinderHub's health checks show it: `error` only when there is one."""
+
+    ok: bool
+    error: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class RegistryHealth(HealthAnswer):
+    """Whether the image registry answers."""
+
+    registry: str
+
+
+class HubHealth(HealthAnswer):
+    """Whether JupyterHub answers, and its version when it does."""
+
+    version: str | None = None
+
+
+class ServiceStatus(BaseModel):
+    """What is running, as `binder-actors status` prints it: Ray, the hub, each actor, builds, sessions."""
+
+    running: bool = True
+    ray: str  # the Ray cluster's GCS address
+    hub: HubHealth
+    actors: dict[str, str]  # actor field name -> "ok" or the error asking it raised
+    refs: ResolverStats
+    image_cache: ImageCacheStats
+    builds: BuildSchedulerStats
+    building: list[str]  # builds running now, by build name
+    sessions: int
+    images: int
+    culler: CullerStatus

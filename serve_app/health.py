@@ -11,9 +11,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from ray.actor import ActorHandle
+
 from binder_actors.actors import ActorHandles
 from binder_actors.caching import SingleFlight, TTLCache
 from binder_actors.config import BinderConfig
+from binder_actors.models import CullerStatus, HubHealth, RegistryHealth
 
 T = TypeVar("T")
 
@@ -44,7 +47,7 @@ class AtMostEvery(Generic[T]):
         return result
 
 
-async def ask(call: Awaitable[Any], timeout: float = CALL_TIMEOUT) -> Any:
+async def ask(call: Awaitable[T], timeout: float = CALL_TIMEOUT) -> T | str:
     """An actor call's answer, or an `Error` string saying why there is none."""
     try:
         return await asyncio.wait_for(call, timeout)
@@ -52,11 +55,11 @@ async def ask(call: Awaitable[Any], timeout: float = CALL_TIMEOUT) -> Any:
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def answer_check(service: str, answer: Any) -> dict[str, Any]:
-    """A check from an actor's `{"ok": ...}` answer, or a failed one from an error string."""
-    if isinstance(answer, dict):
-        return {"service": service, **answer}
-    return {"service": service, "ok": False, "error": str(answer)}
+def answer_check(service: str, answer: RegistryHealth | HubHealth | str) -> dict[str, Any]:
+    """A check from an actor's health answer (BinderHub's check shape), or a failed one from an error string."""
+    if isinstance(answer, str):
+        return {"service": service, "ok": False, "error": answer}
+    return {"service": service, **answer.model_dump(mode="json")}
 
 
 class HealthChecks:
@@ -80,9 +83,9 @@ class HealthChecks:
         quota = self.config.max_sessions
         return {"service": "Session quota", "ok": len(sessions) <= quota, "sessions": len(sessions), "quota": quota}
 
-    async def _actor(self, name: str) -> dict[str, Any]:
+    async def _actor(self, name: str, handle: ActorHandle) -> dict[str, Any]:
         started = time.monotonic()
-        answer = await ask(getattr(self.handles, name).__ray_ready__.remote())
+        answer = await ask(handle.__ray_ready__.remote())
         check = {
             "service": name,
             "ok": not isinstance(answer, str),
@@ -94,15 +97,16 @@ class HealthChecks:
 
     async def hub_version(self) -> str | None:
         answer = await ask(self.handles.session_manager.health.remote())
-        return answer.get("version") if isinstance(answer, dict) else None
+        return answer.version if isinstance(answer, HubHealth) else None
 
     async def report(self) -> dict[str, Any]:
         """`{"ok": ..., "checks": [...], "culler": ...}`; ok is False when any hard check failed."""
         hub = ask(self.handles.session_manager.health.remote())
-        actors = [self._actor(name) for name in type(self.handles).model_fields]
+        actors = [self._actor(name, handle) for name, handle in self.handles.named()]
         registry, hub_answer, quota, culler, *actor_checks = await asyncio.gather(
             self.registry(), hub, self.quota(), ask(self.handles.activity_monitor.status.remote()), *actors
         )
         checks = [registry, answer_check("JupyterHub", hub_answer), quota, *actor_checks]
         ok = all(check["ok"] for check in checks if check["service"] not in SOFT_CHECKS)
-        return {"ok": ok, "checks": checks, "culler": culler if isinstance(culler, dict) else None}
+        culler_json = culler.model_dump(mode="json") if isinstance(culler, CullerStatus) else None
+        return {"ok": ok, "checks": checks, "culler": culler_json}

@@ -1,13 +1,10 @@
 """The Ray Serve ingress: BinderHub's HTTP surface over the actors (launch stream, pages, health).
 
-Routes parse and answer bad input themselves; every launch is `client.launch_events` underneath.
+Routes parse and answer bad input themselves; every launch is `launch.launch_events` underneath.
 """
 
 import asyncio
-import html
-import json
 from collections.abc import AsyncIterator
-from importlib.resources import files
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
@@ -15,15 +12,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from ray import serve
 
 from binder_actors.actors import ensure_actors
-from binder_actors.client import launch_events
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed
+from binder_actors.launch import launch_events
 from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, parse_spec
 from serve_app.access import AccessControl, AccessPolicy, build_only_requested
 from serve_app.health import HealthChecks, ask
 from serve_app.launches import LaunchRegistry, new_launch_id, parse_last_event_id
 from serve_app.metrics import CONTENT_TYPE, BinderMetrics, repo_labels
+from serve_app.pages import error_page, launch_page, static_file
 from serve_app.paths import legacy_redirect, provider_and_spec
 from serve_app.repoproviders import repoproviders
 from serve_app.sse import SSE_HEADERS, Identified, event_stream
@@ -38,10 +36,6 @@ def _replica_access() -> AccessPolicy:
 
 
 api.add_middleware(AccessControl, policy=_replica_access)  # before @serve.ingress, which freezes a copy of `api`
-
-
-def _page(name: str) -> str:
-    return files("serve_app").joinpath("static", name).read_text()
 
 
 def _raw_path(request: Request) -> str:
@@ -62,10 +56,6 @@ async def _ending_as_binderhub_builds(events: AsyncIterator[BinderEvent]) -> Asy
         yield event
         if event.phase == "built":
             yield BinderEvent(phase="ready", message="Done! Image built\n", image_name=event.image_name)
-
-
-def _error_page(message: str) -> str:
-    return _page("error.html").replace("{{message}}", html.escape(message))
 
 
 # Helpers sit above the deployment: Serve serialises the class where it is defined.
@@ -129,21 +119,16 @@ class BinderIngress:
             query = request.query_params
             landing = redirect_path(query.get("urlpath"), query.get("labpath"), query.get("filepath"))
         except InvalidSpec as error:
-            return HTMLResponse(_error_page(str(error)), status_code=400)
+            return HTMLResponse(error_page(str(error)), status_code=400)
         depth = spec.count("/") + 2  # from /v2/<provider>/<spec> back to the app's root
         build_url = "../" * depth + f"build/{provider}/{spec}"
         token = self.access.page_token(f"{provider}/{spec}", request.headers)  # None unless BINDER_BUILD_TOKEN_SECRET
         settings = {"buildUrl": build_url + (f"?build_token={token}" if token else ""), "redirectPath": landing}
-        page = (
-            _page("launch.html")
-            .replace("{{settings}}", html.escape(json.dumps(settings), quote=False))
-            .replace("{{spec}}", html.escape(unquote(f"{provider}/{spec}")))
-        )
-        return HTMLResponse(page)
+        return HTMLResponse(launch_page(unquote(f"{provider}/{spec}"), settings))
 
     @api.get("/", response_class=HTMLResponse)
     async def home(self) -> HTMLResponse:
-        return HTMLResponse(_page("index.html"))
+        return HTMLResponse(static_file("index.html"))
 
     @api.get("/health")
     async def health(self) -> JSONResponse:
@@ -176,11 +161,11 @@ class BinderIngress:
 
     @api.get("/badge.svg")
     async def badge(self) -> Response:
-        return Response(_page("badge.svg"), media_type="image/svg+xml", headers=BADGE_HEADERS)
+        return Response(static_file("badge.svg"), media_type="image/svg+xml", headers=BADGE_HEADERS)
 
     @api.get("/badge_logo.svg")
     async def badge_logo(self) -> Response:
-        return Response(_page("badge_logo.svg"), media_type="image/svg+xml", headers=BADGE_HEADERS)
+        return Response(static_file("badge_logo.svg"), media_type="image/svg+xml", headers=BADGE_HEADERS)
 
     @api.get("/repo/{user}/{repo}{path:path}")
     async def legacy_repo(self, user: str, repo: str, path: str) -> RedirectResponse:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
+from binder_actors.models import BuildSchedulerStats, CullerStatus, ImageCacheStats, ResolverStats
 from binder_actors.providers import InvalidSpec, parse_spec
 
 # The classic text format: every Prometheus reads it, and our metric names need nothing newer.
@@ -81,21 +81,27 @@ class ClusterStats(Collector):
             if name in self.values:
                 yield GaugeMetricFamily(name, documentation, value=self.values[name])
 
-    def update(self, image_cache: Any, ref_resolver: Any, build_scheduler: Any, culler: Any) -> None:
-        """Take each actor's stats dict (or None when it did not answer: its metrics are left out)."""
+    def update(
+        self,
+        image_cache: ImageCacheStats | str,
+        ref_resolver: ResolverStats | str,
+        build_scheduler: BuildSchedulerStats | str,
+        culler: CullerStatus | str,
+    ) -> None:
+        """Take each actor's stats (or the error string of one that did not answer: its metrics are left out)."""
         fresh: dict[str, float] = {}
-        if isinstance(image_cache, dict):
-            fresh["binder_image_cache_hits"] = image_cache["hits"]
-            fresh["binder_image_cache_misses"] = image_cache["misses"]
-        if isinstance(ref_resolver, dict):
-            fresh["binder_ref_cache_hits"] = ref_resolver.get("cache_hits", 0)
-            fresh["binder_ref_upstream_calls"] = ref_resolver["upstream_calls"]
-        if isinstance(build_scheduler, dict):
-            fresh["binder_builds_started"] = build_scheduler["builds_started"]
-            fresh["binder_build_queue_length"] = build_scheduler["queued"]
-            fresh["binder_builds_running"] = build_scheduler["building"]
-        if isinstance(culler, dict):
-            fresh["binder_culled_sessions"] = culler["culled_total"]
+        if isinstance(image_cache, ImageCacheStats):
+            fresh["binder_image_cache_hits"] = image_cache.hits
+            fresh["binder_image_cache_misses"] = image_cache.misses
+        if isinstance(ref_resolver, ResolverStats):
+            fresh["binder_ref_cache_hits"] = ref_resolver.cache_hits
+            fresh["binder_ref_upstream_calls"] = ref_resolver.upstream_calls
+        if isinstance(build_scheduler, BuildSchedulerStats):
+            fresh["binder_builds_started"] = build_scheduler.builds_started
+            fresh["binder_build_queue_length"] = build_scheduler.queued
+            fresh["binder_builds_running"] = build_scheduler.building
+        if isinstance(culler, CullerStatus):
+            fresh["binder_culled_sessions"] = culler.culled_total
         self.values = fresh
 
 

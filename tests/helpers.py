@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from binder_actors.embedded import free_port
 from binder_actors.kernel import run_code
+from serve_app.embedded import free_port
 
 T = TypeVar("T")
 

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from binder_actors.embedded import free_port
+from serve_app.embedded import free_port
 from tests.helpers import wait_for
 
 DEBIAN_BINARY = Path("/usr/bin/docker-registry")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from binder_actors.embedded import free_port
+from serve_app.embedded import free_port
 from tests.helpers import make_repo
 
 

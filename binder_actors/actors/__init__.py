@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, fields
 from typing import Any
 
 import ray
-from pydantic import BaseModel, ConfigDict
+from ray.actor import ActorHandle
 
 from binder_actors.actors.activity_monitor import ActivityMonitor
 from binder_actors.actors.build_scheduler import BuildScheduler
@@ -24,16 +25,19 @@ ACTOR_CLASSES: dict[str, type] = {
 }
 
 
-class ActorHandles(BaseModel):
+@dataclass(frozen=True)
+class ActorHandles:
     """Handles of the five actors of one deployment."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    ref_resolver: ActorHandle[RefResolver]
+    image_cache: ActorHandle[ImageCache]
+    build_scheduler: ActorHandle[BuildScheduler]
+    session_manager: ActorHandle[SessionManager]
+    activity_monitor: ActorHandle[ActivityMonitor]
 
-    ref_resolver: Any
-    image_cache: Any
-    build_scheduler: Any
-    session_manager: Any
-    activity_monitor: Any
+    def named(self) -> list[tuple[str, ActorHandle[Any]]]:
+        """(field name, handle) of each actor, as health and status report them."""
+        return [(field.name, getattr(self, field.name)) for field in fields(self)]
 
 
 def _handles(actors: dict[str, Any]) -> ActorHandles:

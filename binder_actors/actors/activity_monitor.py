@@ -14,7 +14,7 @@ from typing import Any
 from binder_actors.config import BinderConfig
 from binder_actors.hub import HubClient, HubError
 from binder_actors.logs import setup_logging
-from binder_actors.models import CullReport
+from binder_actors.models import CullerStatus, CullReport
 
 log = logging.getLogger(__name__)
 
@@ -123,5 +123,5 @@ class ActivityMonitor:
         self.culled_total += len(report.culled)
         return report
 
-    async def status(self) -> dict[str, Any]:
-        return {"culled_total": self.culled_total, "last_sweep": self.last_report.model_dump(mode="json")}
+    async def status(self) -> CullerStatus:
+        return CullerStatus(culled_total=self.culled_total, last_sweep=self.last_report)

@@ -18,7 +18,7 @@ from binder_actors.builders import BuildFailed, RecoverableExecutor, make_execut
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.logs import setup_logging
-from binder_actors.models import BuildRequest
+from binder_actors.models import BuildRequest, BuildSchedulerStats
 
 log = logging.getLogger(__name__)
 
@@ -171,5 +171,5 @@ class BuildScheduler:
         return sorted(self._runs)
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
-    async def stats(self) -> dict[str, int]:
-        return {"builds_started": self.builds_started, "building": self._building, "queued": len(self._queue)}
+    async def stats(self) -> BuildSchedulerStats:
+        return BuildSchedulerStats(builds_started=self.builds_started, building=self._building, queued=len(self._queue))

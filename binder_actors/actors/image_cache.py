@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import ray
 
 from binder_actors.caching import TTLCache
 from binder_actors.config import BinderConfig
 from binder_actors.logs import setup_logging
+from binder_actors.models import ImageCacheStats, RegistryHealth
 from binder_actors.registries import ImageRegistry
 from binder_actors.registries.local import LocalImageStore
 from binder_actors.registries.oci import OCIRegistry
@@ -80,13 +79,13 @@ class ImageCache:
     async def image_prefix(self) -> str:
         return self.config.image_prefix
 
-    async def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "known": len(self._found), "missing": len(self._missing)}
+    async def stats(self) -> ImageCacheStats:
+        return ImageCacheStats(hits=self.hits, misses=self.misses, known=len(self._found), missing=len(self._missing))
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> RegistryHealth:
         """Whether the registry answers at all: "not found" for a made-up image is an answer."""
         try:
             await self.registry.exists(f"{self.config.image_prefix}binder-health-check:0")
         except Exception as error:  # health reports the failure; it must not raise it
-            return {"ok": False, "registry": self.config.registry, "error": str(error)}
-        return {"ok": True, "registry": self.config.registry}
+            return RegistryHealth(ok=False, registry=self.config.registry, error=str(error))
+        return RegistryHealth(ok=True, registry=self.config.registry)

@@ -9,7 +9,7 @@ import ray
 from binder_actors.caching import SingleFlight, TTLCache
 from binder_actors.config import BinderConfig
 from binder_actors.logs import setup_logging
-from binder_actors.models import ResolveRequest
+from binder_actors.models import ResolveRequest, ResolverStats
 from binder_actors.policy import refusal
 from binder_actors.providers import ResolvedRef, ResolveError, Upstream, parse_spec, resolve_spec
 
@@ -72,11 +72,11 @@ class RefResolver:
         log.info("resolved provider=%s spec=%s ref=%s", request.provider, request.spec, resolved.resolved_ref)
         return resolved
 
-    async def stats(self) -> dict[str, int]:
-        return {
-            "upstream_calls": self.upstream_calls,
-            "cache_hits": self.cache_hits,
-            "upstream_requests": self.upstream.requests,
-            "cached": len(self._cache),
-            "cached_misses": len(self._misses),
-        }
+    async def stats(self) -> ResolverStats:
+        return ResolverStats(
+            upstream_calls=self.upstream_calls,
+            cache_hits=self.cache_hits,
+            upstream_requests=self.upstream.requests,
+            cached=len(self._cache),
+            cached_misses=len(self._misses),
+        )

@@ -20,7 +20,7 @@ from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError, HubUnavailable
 from binder_actors.logs import setup_logging
-from binder_actors.models import LaunchRequest, Session
+from binder_actors.models import HubHealth, LaunchRequest, Session
 from binder_actors.names import server_name_for_launch, user_name_for_repo
 from binder_actors.policy import repo_quota
 
@@ -403,9 +403,9 @@ class SessionManager:
             await asyncio.sleep(DISCARD_POLL_SECONDS)
         await self.hub.delete_user(user)
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> HubHealth:
         try:
             version = await self.hub.version()
-            return {"ok": True, "version": version}
+            return HubHealth(ok=True, version=version)
         except HubError as error:
-            return {"ok": False, "error": str(error)}
+            return HubHealth(ok=False, error=str(error))

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import websocket
 
-from binder_actors.embedded import free_port
+from serve_app.embedded import free_port
 from tests.helpers import wait_for
 
 CHROMIUM_FLAGS = [

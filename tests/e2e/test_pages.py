@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tests.e2e.browser import chromium_page
 from tests.helpers import git_spec, wait_for
 
@@ -68,3 +70,20 @@ def test_a_link_that_cannot_launch_shows_the_error(base_url, git_server):
         wait_for(lambda: page.evaluate("!document.getElementById('error').hidden"), 120, "the error to show")
         assert "Could not resolve ref 'no-such-branch'" in page.evaluate("document.getElementById('error').textContent")
         assert page.evaluate("location.pathname").startswith("/v2/git/")
+
+
+def test_the_launch_page_sends_the_browser_to_a_urlpath_holding_html_special_characters(base_url, git_server):
+    # `&`, `<` and `"` are what HTML escaping changes; inside the page's settings script they must
+    # reach the browser as they are, and so must non-ASCII text.
+    notebook = 'a&b<c"dé.ipynb'
+    git_server.add("browser-special-path", {"requirements.txt": "", notebook: NOTEBOOK})
+    spec = git_spec(git_server.url("browser-special-path"), "main")
+    with chromium_page() as page:
+        page.goto(f"{base_url}v2/git/{spec}?urlpath={quote('doc/tree/' + notebook, safe='')}")
+        wait_for(
+            lambda: (page.evaluate("location.pathname") or "").startswith("/user/"),
+            300,
+            "the browser to be sent to the session",
+        )
+        landed = page.evaluate("decodeURIComponent(location.pathname)")
+        assert landed.split("/", 3)[3] == f"doc/tree/{notebook}", landed

@@ -61,7 +61,7 @@ def private_scheduler(stack, tmp_path) -> Iterator:
 def test_fifty_simultaneous_requests_for_one_image_start_one_build(actors, git_server):
     git_server.add("fifty", {"requirements.txt": "tabulate==0.9.0\n"})
     request = request_for(actors, git_server, "fifty")
-    before = ray.get(actors.build_scheduler.stats.remote())["builds_started"]
+    before = ray.get(actors.build_scheduler.stats.remote()).builds_started
 
     async def fifty() -> list[list]:
         return await asyncio.gather(*(collect(actors.build_scheduler, request) for _ in range(50)))
@@ -69,7 +69,7 @@ def test_fifty_simultaneous_requests_for_one_image_start_one_build(actors, git_s
     streams = asyncio.run(fifty())
     assert [s[-1].phase for s in streams] == ["built"] * 50
     assert all(any(e.phase == "fetching" for e in s) for s in streams)  # joiners get the backlog
-    assert ray.get(actors.build_scheduler.stats.remote())["builds_started"] == before + 1
+    assert ray.get(actors.build_scheduler.stats.remote()).builds_started == before + 1
 
 
 def test_queued_builds_are_told_their_position_as_it_moves(private_scheduler, actors, git_server, tmp_path):
@@ -86,7 +86,7 @@ def test_queued_builds_are_told_their_position_as_it_moves(private_scheduler, ac
         def queued(count: int):  # an async actor runs calls in no set order: submit one at a time
             return loop.run_in_executor(
                 None,
-                lambda: wait_for(lambda: ray.get(scheduler.stats.remote())["queued"] == count, 60, f"{count} queued"),
+                lambda: wait_for(lambda: ray.get(scheduler.stats.remote()).queued == count, 60, f"{count} queued"),
             )
 
         first = asyncio.ensure_future(collect(scheduler, requests[0]))
@@ -158,8 +158,8 @@ def test_a_request_arriving_after_its_build_ended_does_not_build_again(actors, g
     git_server.add("late-click", {"requirements.txt": ""})
     request = request_for(actors, git_server, "late-click")
     first = asyncio.run(collect(actors.build_scheduler, request))
-    started = ray.get(actors.build_scheduler.stats.remote())["builds_started"]
+    started = ray.get(actors.build_scheduler.stats.remote()).builds_started
     late = asyncio.run(collect(actors.build_scheduler, request))
     assert first[-1].phase == "built"
     assert [e.phase for e in late] == ["built"] and "Found built image" in late[0].message
-    assert ray.get(actors.build_scheduler.stats.remote())["builds_started"] == started
+    assert ray.get(actors.build_scheduler.stats.remote()).builds_started == started

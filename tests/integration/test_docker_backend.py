@@ -31,11 +31,11 @@ from binder_actors.builders import BuildFailed
 from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import PROJECT_DIR, BinderConfig
 from binder_actors.docker_engine import BUILDING_LABEL
-from binder_actors.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest
 from binder_actors.providers.base import ResolvedRef
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError
+from serve_app.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel, wait_for
 from tests.registry import RunningRegistry, start_registry, write_htpasswd
 
@@ -164,11 +164,11 @@ def test_apt_and_requirements_repository_runs_in_an_isolated_container(docker_st
 def test_simultaneous_first_launches_share_one_docker_build(docker_stack, git_server: GitServer):
     git_server.add("docker-shared", {"requirements.txt": "tabulate==0.9.0\n"})
     path = f"build/git/{git_spec(git_server.url('docker-shared'), 'main')}"
-    before = ray.get(docker_stack.actors.build_scheduler.stats.remote())["builds_started"]
+    before = ray.get(docker_stack.actors.build_scheduler.stats.remote()).builds_started
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: read_events(docker_stack.url, path), range(2)))
     assert [r[-1]["phase"] for r in results] == ["ready", "ready"], [r[-1] for r in results]
-    assert ray.get(docker_stack.actors.build_scheduler.stats.remote())["builds_started"] == before + 1
+    assert ray.get(docker_stack.actors.build_scheduler.stats.remote()).builds_started == before + 1
 
 
 def test_executor_joins_a_second_build_of_the_same_image(engine, git_server: GitServer):

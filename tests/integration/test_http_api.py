@@ -19,8 +19,8 @@ import pytest
 from pydantic import SecretStr
 from ray import serve
 
-from binder_actors.embedded import EmbeddedStack
 from serve_app import build_app
+from serve_app.embedded import EmbeddedStack
 from serve_app.paths import route_prefix
 from tests.helpers import git_spec, read_events, wait_for
 

@@ -25,7 +25,7 @@ from binder_actors.builders.kubernetes import (
 )
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
-from binder_actors.models import BuildRequest
+from binder_actors.models import BuildRequest, BuildSchedulerStats
 from binder_actors.providers.base import ResolvedRef
 from tests.helpers import wait_for
 from tests.kube_emulator import KubeEmulator
@@ -474,7 +474,7 @@ def test_restarted_scheduler_follows_the_build_pod_left_running_and_records_its_
         lambda: ray.get(cluster.image_cache.exists.remote(request.image)), DEADLINE, "ImageCache to know the image"
     )
     assert ray.get(second.running.remote()) == []
-    assert ray.get(second.stats.remote()) == {"builds_started": 0, "building": 0, "queued": 0}
+    assert ray.get(second.stats.remote()) == BuildSchedulerStats(builds_started=0, building=0, queued=0)
     assert posts(emulator) == 2  # one pod: the first scheduler's
 
 
@@ -510,5 +510,5 @@ def test_request_during_recovery_joins_the_followed_build(cluster: Cluster, emul
     ]
     assert events[-1].phase == "built"
     assert posts(emulator) == 1  # the recovered build's refused create; the request started nothing
-    assert ray.get(scheduler.stats.remote())["builds_started"] == 0
+    assert ray.get(scheduler.stats.remote()).builds_started == 0
     emulator.wait_for(lambda: emulator.pod(request.build_name) is None)

@@ -25,8 +25,8 @@ import httpx
 import kubernetes_validate
 import pytest
 
-from binder_actors.embedded import HUB_CONFIG, free_port, proxy_command
 from binder_actors.hub import HubClient, HubError
+from serve_app.embedded import HUB_CONFIG, free_port, proxy_command
 from tests.helpers import wait_for
 from tests.kube_emulator import KubeEmulator
 from tests.kubelet import ProcessKubelet

@@ -74,12 +74,12 @@ def test_second_launch_of_a_built_ref_builds_nothing(base_url, requirements_repo
 def test_simultaneous_first_launches_share_one_build(base_url, git_server, actors):
     repo_url = git_server.url("shared-build")
     git_server.add("shared-build", {"requirements.txt": "tabulate==0.9.0\n"})
-    before = ray.get(actors.build_scheduler.stats.remote())["builds_started"]
+    before = ray.get(actors.build_scheduler.stats.remote()).builds_started
     path = f"build/git/{git_spec(repo_url, 'main')}"
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: read_events(base_url, path), range(4)))
     assert [r[-1]["phase"] for r in results] == ["ready"] * 4
-    assert ray.get(actors.build_scheduler.stats.remote())["builds_started"] == before + 1
+    assert ray.get(actors.build_scheduler.stats.remote()).builds_started == before + 1
     assert all(any(e["phase"] == "building" for e in r) or r[0]["phase"] == "built" for r in results)
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from binder_actors.actors.image_cache import ImageCache
 from binder_actors.config import BinderConfig
-from binder_actors.embedded import free_port
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError, RegistryUnavailable
+from serve_app.embedded import free_port
 from tests.registry import (
     RunningRegistry,
     TokenService,
@@ -282,7 +282,7 @@ def test_image_cache_keeps_at_most_its_size_of_missing_images(open_registry: Run
         try:
             for n in range(40):
                 assert not await cache.exists(f"binder/never-built-{n}:v1")
-                sizes.append((await cache.stats())["missing"])
+                sizes.append((await cache.stats()).missing)
             push_image(open_registry.url, "binder/never-built-0", "v1")
             # the oldest miss was evicted, so the registry is asked again and finds the image
             return sizes, await cache.exists("binder/never-built-0:v1")

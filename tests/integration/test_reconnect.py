@@ -9,8 +9,8 @@ import secrets
 import httpx
 import ray
 
-from binder_actors.client import launch_events
 from binder_actors.events import BinderEvent
+from binder_actors.launch import launch_events
 from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import launch_key, user_name_for_repo
 from tests.helpers import git_spec, wait_for

@@ -13,9 +13,9 @@ import ray
 
 from binder_actors.actors.ref_resolver import RefResolver
 from binder_actors.config import BinderConfig, ProviderSettings
-from binder_actors.embedded import EmbeddedStack
 from binder_actors.models import ResolveRequest
 from binder_actors.providers import ResolvedRef, ResolveError, resolve_once
+from serve_app.embedded import EmbeddedStack
 from tests.helpers import git_spec, make_repo, wait_for
 from tests.upstreams import UpstreamServer
 
@@ -240,7 +240,7 @@ def test_resolver_caches_stay_within_their_bound_under_a_stream_of_missing_specs
                 with pytest.raises(ResolveError, match="Could not resolve ref"):
                     await resolver.resolve(ResolveRequest(provider="gh", spec=f"org/missing-{n}/HEAD"))
                 stats = await resolver.stats()
-                sizes.append(max(stats["cached"], stats["cached_misses"]))
+                sizes.append(max(stats.cached, stats.cached_misses))
             before = upstream.count("/repos/org/missing-0/")
             with pytest.raises(ResolveError):  # the oldest miss was evicted: asked upstream again
                 await resolver.resolve(ResolveRequest(provider="gh", spec="org/missing-0/HEAD"))
@@ -289,7 +289,7 @@ def test_a_thousand_concurrent_callers_make_one_upstream_call(resolver, upstream
         upstream.tables.github_delay = None
     assert {r.resolved_ref for r in results} == {SHA_A}
     assert upstream.count("/repos/org/popular/") == 1
-    assert ray.get(actor.stats.remote())["upstream_calls"] == 1
+    assert ray.get(actor.stats.remote()).upstream_calls == 1
 
 
 def test_expired_ref_is_revalidated_with_its_etag(resolver, upstream):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from binder_actors.embedded import free_port
+from serve_app.embedded import free_port
 from tests.helpers import wait_for
 
 

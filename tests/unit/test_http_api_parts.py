@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,10 +15,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.events import BinderEvent, failed, progress
+from binder_actors.models import (
+    BuildSchedulerStats,
+    CullerStatus,
+    CullReport,
+    HubHealth,
+    ImageCacheStats,
+    RegistryHealth,
+    ResolverStats,
+)
 from binder_actors.providers import PROVIDERS
 from serve_app.health import AtMostEvery, HealthChecks
 from serve_app.launches import parse_last_event_id
 from serve_app.metrics import BinderMetrics, repo_labels
+from serve_app.pages import error_page, launch_page
 from serve_app.paths import legacy_redirect, route_prefix
 from serve_app.repoproviders import detect_regex, repoproviders
 
@@ -146,9 +159,9 @@ def test_repo_labels_are_binderhubs_provider_name_and_repository_url():
 def test_cluster_stats_are_exposed_and_left_out_when_an_actor_is_down():
     metrics = BinderMetrics()
     metrics.cluster.update(
-        {"hits": 3, "misses": 2, "known": 1, "missing": 1},
-        {"upstream_calls": 4, "cache_hits": 7, "upstream_requests": 4, "cached": 1, "cached_misses": 0},
-        {"builds_started": 2, "building": 1, "queued": 5},
+        ImageCacheStats(hits=3, misses=2, known=1, missing=1),
+        ResolverStats(upstream_calls=4, cache_hits=7, upstream_requests=4, cached=1, cached_misses=0),
+        BuildSchedulerStats(builds_started=2, building=1, queued=5),
         "RayActorError",
     )
     assert value(metrics, "binder_image_cache_hits_total") == 3
@@ -217,18 +230,22 @@ def handles(hub: Any, registry: Any, sessions: Any) -> Any:
         image_cache=Actor(health=registry),
         build_scheduler=Actor(),
         session_manager=Actor(health=hub, list_sessions=sessions),
-        activity_monitor=Actor(status={"culled_total": 0}),
+        activity_monitor=Actor(status=CullerStatus(culled_total=0, last_sweep=CullReport())),
     )
+
+
+HUB_UP = HubHealth(ok=True, version="5.2")
+REGISTRY_UP = RegistryHealth(ok=True, registry="local")
 
 
 @pytest.mark.parametrize(
     ("hub", "registry", "sessions", "max_sessions", "ok"),
     [
-        ({"ok": True, "version": "5.2"}, {"ok": True}, [], 10, True),
-        ({"ok": False, "error": "JupyterHub cannot be reached"}, {"ok": True}, [], 10, False),
-        ({"ok": True}, {"ok": False, "error": "connection refused"}, [], 10, False),
-        ({"ok": True}, ConnectionError("registry actor gone"), [], 10, False),
-        ({"ok": True}, {"ok": True}, ["s1", "s2", "s3"], 2, True),  # over quota: reported, still healthy
+        (HUB_UP, REGISTRY_UP, [], 10, True),
+        (HubHealth(ok=False, error="JupyterHub cannot be reached"), REGISTRY_UP, [], 10, False),
+        (HUB_UP, RegistryHealth(ok=False, registry="local", error="connection refused"), [], 10, False),
+        (HUB_UP, ConnectionError("registry actor gone"), [], 10, False),
+        (HUB_UP, REGISTRY_UP, ["s1", "s2", "s3"], 2, True),  # over quota: reported, still healthy
     ],
 )
 def test_health_is_not_ok_when_a_hard_check_fails(hub, registry, sessions, max_sessions, ok):
@@ -243,6 +260,20 @@ def test_health_is_not_ok_when_a_hard_check_fails(hub, registry, sessions, max_s
         max_sessions,
         len(sessions) <= max_sessions,
     )
+
+
+def test_health_checks_keep_binderhubs_shape_with_an_error_only_when_there_is_one():
+    checks = HealthChecks(handles(HUB_UP, REGISTRY_UP, []), BinderConfig(max_sessions=10))
+    report = asyncio.run(checks.report())
+    by_service = {check["service"]: check for check in report["checks"]}
+    assert by_service["JupyterHub"] == {"service": "JupyterHub", "ok": True, "version": "5.2"}
+    assert by_service["Registry"] == {"service": "Registry", "ok": True, "registry": "local"}
+    assert report["culler"] == {
+        "culled_total": 0,
+        "last_sweep": {"checked": 0, "culled": [], "errors": 0, "finished": None},
+    }
+    down = HealthChecks(handles(HubHealth(ok=False, error="refused"), REGISTRY_UP, []), BinderConfig())
+    assert {"service": "JupyterHub", "ok": False, "error": "refused"} in asyncio.run(down.report())["checks"]
 
 
 PROVIDER_ACTORS = {"ref_resolver", "image_cache", "build_scheduler", "session_manager", "activity_monitor"}
@@ -335,3 +366,45 @@ def test_base_url_becomes_serves_route_prefix(base_url, prefix, path):
 )
 def test_last_event_id_is_ours_or_ignored(header, expected):
     assert parse_last_event_id(header) == expected
+
+
+def test_importing_a_serve_app_module_builds_no_application_until_app_is_asked_for():
+    probe = (
+        "import sys, serve_app.paths\n"
+        "assert 'serve_app.ingress' not in sys.modules, 'importing serve_app.paths loaded the ingress'\n"
+        "import serve_app\n"
+        "assert serve_app.app is serve_app.app\n"
+        "print(type(serve_app.app).__name__)\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    assert answer.stdout.strip() == "Application"
+
+
+def script_json(page: str, element_id: str) -> Any:
+    """A `<script type="application/json">` element's JSON as a browser reads it: the raw text up to
+    the first `</script` (entities are not decoded in a script element), parsed."""
+    text = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script', page, re.S | re.I)[1]
+    return json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        "lab/tree/a&b.ipynb?x=1&y=2",
+        'doc/tree/a&b<c"dé.ipynb',
+        "tree/</script><script>alert(1)</script>",
+        "tree/it's &amp; <!-- -->.ipynb",
+        "notebooks/日本語 ✓.ipynb",
+    ],
+)
+def test_launch_page_settings_reach_the_script_unchanged(redirect):
+    settings = {"buildUrl": "../../../build/git/x/HEAD?build_token=a.b&c", "redirectPath": redirect}
+    page = launch_page("git/x/HEAD", settings)
+    assert script_json(page, "binder-settings") == settings
+    assert page.count("</script") == 2  # the settings element's and the script's own: nothing closes one early
+
+
+def test_launch_and_error_pages_show_the_spec_and_message_as_text():
+    assert "<title>Binder: starting git/&lt;b&gt;x&amp;y/HEAD</title>" in launch_page("git/<b>x&y/HEAD", {})
+    assert '<p class="error">ref &#39;&lt;main&gt;&#39; not found</p>' in error_page("ref '<main>' not found")
