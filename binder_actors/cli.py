@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from binder_actors.config import BinderConfig
+from binder_actors.config import BinderConfig, ConfigError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -236,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     exec_cmd.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     exec_cmd.set_defaults(run=_exec)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except ConfigError as error:  # a setting that cannot work: say which, without a traceback
+        print(f"binder-actors: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -138,3 +138,14 @@ def test_a_refused_registry_url_is_not_repeated(url: str) -> None:
 )
 def test_good_values_load(settings: dict[str, Any]) -> None:
     assert set(settings) <= BinderConfig(**settings).model_fields_set
+
+
+def test_serve_with_a_bad_setting_says_which_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from binder_actors.cli import main
+
+    monkeypatch.setenv("BINDER_PORT", "70000")
+    assert main(["serve"]) == 2
+    error = capsys.readouterr().err
+    assert "BINDER_PORT" in error and "65535" in error and "Traceback" not in error
