@@ -169,7 +169,32 @@ def test_hub_users_are_paged_through(stack):
             await hub.aclose()
 
     paged, whole = asyncio.run(both())
-    assert [u["name"] for u in paged] == [u["name"] for u in whole]
+    assert [u.name for u in paged] == [u.name for u in whole]
+
+
+def test_remove_user_stops_its_server_then_deletes_it_and_a_gone_user_is_already_removed(
+    base_url, requirements_repo, stack
+):
+    repo_url, _ = requirements_repo
+    ready = read_events(base_url, f"build/git/{git_spec(repo_url, 'main')}")[-1]
+    assert ready["phase"] == "ready", ready
+    user = user_of(ready)
+    home = stack.config.data_dir / "sessions" / f"{user}-default"
+    assert home.is_dir()
+
+    async def remove_twice() -> object:
+        hub = HubClient(stack.config.hub_url, stack.config.hub_api_token.get_secret_value())
+        try:
+            await hub.remove_user(user)
+            await hub.remove_user(user)  # already gone: nothing to do, no error
+            return await hub.get_user(user)
+        finally:
+            await hub.aclose()
+
+    assert asyncio.run(remove_twice()) is None
+    assert not home.exists(), "its server was stopped (the spawner removes the session home)"
+    answer = httpx.get(ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30)
+    assert answer.status_code != 200
 
 
 def test_hub_down_fails_launches_fast_and_recovers_without_restart(base_url, requirements_repo, stack):
