@@ -10,6 +10,8 @@ import pytest
 import ray
 
 from binder_actors.actors.session_manager import SessionManager
+from binder_actors.config import BinderConfig
+from binder_actors.embedded import start_hub
 from binder_actors.hub import HubClient
 from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import image_name
@@ -243,3 +245,20 @@ def test_named_servers_when_configured(private_manager, built_launch):
     assert (user, server) in listed
     ray.get(manager.stop.remote(user))
     assert user not in {s.user for s in ray.get(manager.list_sessions.remote())}
+
+
+def test_shutdown_removes_the_temporary_users_of_every_page(tmp_path):
+    """What Ctrl-C of `make serve` does, against a hub of its own holding more users than one page."""
+    token = "shutdown-test-token"
+    hub = start_hub(BinderConfig(data_dir=tmp_path), token)
+    try:
+        api = httpx.Client(base_url=hub.url + "hub/api/", headers={"Authorization": f"token {token}"}, timeout=60)
+        with api:
+            # More than one page: the hub gives at most 200 users (api_page_max_limit) an answer.
+            made = api.post("users", json={"usernames": [f"temp-{i:03}" for i in range(230)]})
+            assert made.status_code == 201, made.text
+            hub.stop_all_sessions(token)
+            left = api.get("users", params={"limit": 200}).json()
+        assert left == []
+    finally:
+        hub.stop()
