@@ -20,11 +20,11 @@ import ray
 
 from bench.harness import BenchStack, bench_stack, read_streams, summary
 from bench.memory import stack_memory, stack_total
+from binder_actors.actors.admission import HUB_FULL_MESSAGE
 
 CLIENTS = 200
 QUOTA = 100
 ROUNDS = 3
-QUOTA_MESSAGE = "Too many users on this BinderHub! Try again soon."
 CULL_DEADLINE = 600.0
 
 
@@ -58,7 +58,7 @@ def one_round(bench: BenchStack, provider_spec: str, baseline_rss: float) -> dic
     started = time.perf_counter()
     streams = asyncio.run(read_streams(bench.build_url(provider_spec), CLIENTS))
     seconds = round(time.perf_counter() - started, 1)
-    outcomes = Counter("ready" if s.ready else "quota" if QUOTA_MESSAGE in s.outcome else s.outcome for s in streams)
+    outcomes = Counter("ready" if s.ready else "quota" if HUB_FULL_MESSAGE in s.outcome else s.outcome for s in streams)
     running = hub_sessions(bench)
     peak_rss = stack_total(stack_memory(), "rss_mb")
     if set(outcomes) - {"ready", "quota"}:

@@ -1,19 +1,24 @@
-"""JupyterHub REST API client (async httpx): users, tokens, servers, spawn progress, activity.
+"""JupyterHub REST API client (async httpx) and the typed models of what the hub answers.
 
-Only SessionManager and ActivityMonitor talk to the hub, always through this client. The API
-token travels in a header and never appears in a message, log line or exception.
+Only SessionManager, ActivityMonitor and the embedded stack's shutdown talk to the hub, always through
+this client. The API token travels in a header and never appears in a message, log line or exception.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from binder_actors.events import BinderEvent
+from binder_actors.models import Session
 from binder_actors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,113 @@ RETRIES = 3
 RETRY_FIRST_DELAY = 0.25
 RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY = RetryPolicy(attempts=RETRIES + 1, first_delay=RETRY_FIRST_DELAY)
+STOP_WAIT_SECONDS = 30.0  # how long remove_user waits for the hub to say a user's servers stopped
+STOP_POLL_SECONDS = 0.2
+
+
+class _HubModel(BaseModel):
+    """Lenient: fields the hub adds are ignored, and a missing or null optional field takes its default."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: Any) -> Any:
+        if value is None and info.field_name:
+            field = cls.model_fields[info.field_name]
+            if not field.is_required() and field.default is not None:
+                return field.get_default(call_default_factory=True)
+        return value
+
+
+class BinderOptions(_HubModel):
+    """The Binder fields of a server's user_options: what SessionManager started it with."""
+
+    image: str = ""
+    token: str = Field("", repr=False)
+    repo_url: str = ""
+    binder_ref_url: str = ""
+    binder_launch_host: str = ""
+    binder_request: str = ""
+    binder_persistent_request: str = ""
+    binder_launch_key: str = Field("", repr=False)
+
+    def ready_event(self, url: str) -> BinderEvent:
+        """BinderHub's ready event of a server at `url` started with these options."""
+        return BinderEvent(
+            phase="ready",
+            message=f"server running at {url}\n",
+            url=url,
+            token=self.token,
+            image=self.image,
+            repo_url=self.repo_url,
+            binder_ref_url=self.binder_ref_url,
+            binder_launch_host=self.binder_launch_host,
+            binder_request=self.binder_request,
+            binder_persistent_request=self.binder_persistent_request,
+        )
+
+
+class HubServer(_HubModel):
+    """One server of a hub user (the hub's server model)."""
+
+    name: str = ""
+    ready: bool = False
+    pending: str | None = None  # "spawn" or "stop" while the hub is doing it
+    url: str = ""
+    started: datetime | None = None
+    last_activity: datetime | None = None
+    user_options: BinderOptions = Field(default_factory=BinderOptions)
+
+    def ready_event(self, hub_url: str) -> BinderEvent | None:
+        """The ready event of this server if it is a ready Binder session, else None."""
+        if not self.ready or self.pending or not self.user_options.token:
+            return None
+        return self.user_options.ready_event(hub_url.rstrip("/") + self.url)
+
+
+class HubUser(_HubModel):
+    """A hub user (the hub's user model); a Binder session is a temporary user with a server."""
+
+    name: str
+    admin: bool = False
+    created: datetime | None = None
+    servers: dict[str, HubServer] = {}
+
+    @property
+    def launch_key(self) -> str:
+        """The launch key its server was started with ('' if none)."""
+        return next((s.user_options.binder_launch_key for s in self.servers.values()), "")
+
+    def ready_event(self, hub_url: str) -> BinderEvent | None:
+        """The ready event of its ready server, or None if it has none."""
+        return next((e for s in self.servers.values() if (e := s.ready_event(hub_url))), None)
+
+    def sessions(self, hub_url: str) -> list[Session]:
+        """Its sessions, one per server."""
+        return [
+            Session(
+                user=self.name,
+                server=server_name,
+                repo_url=server.user_options.repo_url,
+                image=server.user_options.image,
+                url=hub_url.rstrip("/") + server.url,
+                ready=server.ready,
+                started=server.started,
+                last_activity=server.last_activity,
+            )
+            for server_name, server in self.servers.items()
+        ]
+
+
+class SpawnProgress(_HubModel):
+    """One event of the hub's spawn progress stream."""
+
+    progress: int | None = None
+    message: str = ""
+    ready: bool = False
+    failed: bool = False
+    url: str | None = None
 
 
 class HubError(Exception):
@@ -38,6 +150,13 @@ class HubUnavailable(HubError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, 503)
+
+
+class HubStillStopping(HubError):
+    """A user's servers had not stopped by the deadline, so the user is not deleted yet."""
+
+    def __init__(self, user: str, seconds: float) -> None:
+        super().__init__(f"JupyterHub was still stopping the servers of user {user} after {seconds:g}s.", 503)
 
 
 def _server_path(user: str, server_name: str) -> str:
@@ -93,9 +212,9 @@ class HubClient:
         info = await self.request("GET", "")
         return str(info.get("version", ""))
 
-    async def get_user(self, name: str) -> dict[str, Any] | None:
+    async def get_user(self, name: str) -> HubUser | None:
         try:
-            return await self.request("GET", f"users/{quote(name, safe='')}")
+            return HubUser.model_validate(await self.request("GET", f"users/{quote(name, safe='')}"))
         except HubError as error:
             if error.status_code == 404:
                 return None
@@ -120,7 +239,7 @@ class HubClient:
     async def stop_server(self, user: str, server_name: str = "") -> None:
         await self.request("DELETE", _server_path(user, server_name), ok=(202, 204, 400, 404))
 
-    async def progress(self, user: str, server_name: str = "") -> AsyncIterator[dict[str, Any]]:
+    async def progress(self, user: str, server_name: str = "") -> AsyncIterator[SpawnProgress]:
         """The spawn's progress events (the hub's own event stream), until it ends."""
         path = _server_path(user, server_name) + "/progress"
         try:
@@ -132,24 +251,48 @@ class HubClient:
                     raise HubError(_error_message(response), response.status_code)
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
-                        yield json.loads(line[5:])
+                        yield SpawnProgress.model_validate(json.loads(line[5:]))
         except httpx.HTTPError as error:
             raise HubUnavailable(f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__}).") from None
 
-    async def list_users(self, page_size: int = 200) -> list[dict[str, Any]]:
+    async def list_users(self, page_size: int = 200) -> list[HubUser]:
         """Every user, paging through the hub's list."""
-        users: list[dict[str, Any]] = []
+        users: list[HubUser] = []
         offset = 0
         while True:
             page = await self.request(
                 "GET", f"users?offset={offset}&limit={page_size}", headers={"Accept": _PAGINATION}
             )
             items = page["items"] if isinstance(page, dict) else page
-            users.extend(items)
+            users.extend(HubUser.model_validate(item) for item in items)
             following = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
             if not following or not items:
                 return users
             offset = int(following["offset"])
+
+    async def remove_user(self, name: str, stop_within: float = STOP_WAIT_SECONDS) -> None:
+        """Stop every server of `name`, wait until the hub says they stopped, then delete the user.
+
+        The hub refuses to delete a user whose server is still stopping (and a slow spawner answers
+        a stop with 202, stopping in the background), so the deletion waits for the hub's word.
+        A user already gone, at any point, is removed. HubStillStopping if the servers take longer
+        than `stop_within` seconds: the user stays, for a later call to delete.
+        """
+        user = await self.get_user(name)
+        if user is None:
+            return
+        for server_name in user.servers:
+            await self.stop_server(name, server_name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stop_within
+        while user.servers:
+            if loop.time() > deadline:
+                raise HubStillStopping(name, stop_within)
+            await asyncio.sleep(STOP_POLL_SECONDS)
+            user = await self.get_user(name)
+            if user is None:
+                return
+        await self.delete_user(name)
 
 
 def _before_the_hub(response: httpx.Response) -> bool:

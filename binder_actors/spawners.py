@@ -86,8 +86,11 @@ class BinderSpawnerMixin(Configurable):
         return args
 
 
-class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
-    """Runs `jupyterhub-singleuser` from a locally built environment, in a fresh copy of the repo."""
+class LocalSessionSpawner(SimpleLocalProcessSpawner):
+    """Runs `jupyterhub-singleuser` from a locally built environment, in a fresh copy of the repo.
+
+    It expects checked Binder options: LocalBinderSpawner puts BinderSpawnerMixin's check before it.
+    """
 
     image_store = Unicode(help="Folder of the local image store (BINDER_DATA_DIR/images).").tag(config=True)
     sessions_dir = Unicode(help="Folder under which each session gets its home and its log.").tag(config=True)
@@ -119,7 +122,6 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         return args
 
     async def start(self) -> Any:
-        self.check_binder_options()
         image = self._image()
         home = self.session_home
         shutil.rmtree(home, ignore_errors=True)
@@ -195,6 +197,10 @@ class LocalBinderSpawner(BinderSpawnerMixin, SimpleLocalProcessSpawner):
         await super().stop(now=now)
         if self.user_options.get("image"):
             self._remove_session_files()
+
+
+class LocalBinderSpawner(BinderSpawnerMixin, LocalSessionSpawner):
+    """The embedded default's spawner: the Binder contract, checked once, then a local session."""
 
 
 def _kube_binder_spawner() -> type:

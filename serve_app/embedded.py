@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -24,6 +25,7 @@ from ray import serve
 
 from binder_actors.actors import ensure_actors, kill_actors
 from binder_actors.config import EMBEDDED_HUB_CONFIG, PROJECT_DIR, BinderConfig, config_environment
+from binder_actors.hub import HubClient, HubError
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +104,30 @@ class EmbeddedHub:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def stop_all_sessions(self, token: str) -> None:
-        """Stop every server and delete every user through the API (what Ctrl-C of serve does)."""
-        api = httpx.Client(base_url=self.url + "hub/api/", headers={"Authorization": f"token {token}"}, timeout=60)
-        with api:
-            for user in api.get("users").json():
-                for server_name in user.get("servers") or {}:
-                    path = (
-                        f"users/{user['name']}/servers/{server_name}" if server_name else f"users/{user['name']}/server"
-                    )
-                    api.delete(path)
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and api.get(f"users/{user['name']}").json().get("servers"):
-                    time.sleep(0.2)
-                api.delete(f"users/{user['name']}")
+    def stop_all_sessions(self, token: str, concurrency: int = 10) -> None:
+        """Remove every temporary user, its servers stopped first (what Ctrl-C of serve does).
+
+        Runs at shutdown, from synchronous code: one event loop of its own for the hub client.
+        """
+
+        async def remove_all() -> None:
+            hub = HubClient(self.url, token)
+            slots = asyncio.Semaphore(concurrency)
+
+            async def remove(name: str) -> None:
+                async with slots:
+                    try:
+                        await hub.remove_user(name)
+                    except HubError as error:
+                        log.warning("could not remove user=%s at shutdown: %s", name, error)
+
+            try:
+                users = await hub.list_users()
+                await asyncio.gather(*(remove(user.name) for user in users if not user.admin))
+            finally:
+                await hub.aclose()
+
+        asyncio.run(remove_all())
 
 
 def docker_hub_environment(config: BinderConfig) -> dict[str, str]:

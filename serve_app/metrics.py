@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
+from binder_actors.actors.admission import refusal_kind
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildSchedulerStats, CullerStatus, ImageCacheStats, ResolverStats
@@ -42,7 +43,7 @@ PROVIDER_NAMES = {
 
 def quota_status(event: BinderEvent) -> str:
     """BinderHub's launch_count status of a launch refused by a quota: the repository's or the whole hub's."""
-    return "repo_quota" if event.message.startswith("Too many users running") else "pod_quota"
+    return "repo_quota" if refusal_kind(event.message) == "repo_quota" else "pod_quota"
 
 
 def repo_labels(provider: str, spec: str, config: BinderConfig) -> dict[str, str] | None:

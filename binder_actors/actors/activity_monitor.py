@@ -1,36 +1,72 @@
 """ActivityMonitor: the culler. Reads last activity from JupyterHub and removes idle sessions.
 
-The work is the plain `cull_idle` function (as jupyterhub-idle-culler does it); the actor only
-runs it every BINDER_CULL_EVERY seconds and keeps the last sweep's result.
+The decision is the pure `cull_verdict`, the work the plain `cull_idle` function (as
+jupyterhub-idle-culler does it); the actor only runs it every BINDER_CULL_EVERY seconds and keeps
+the last sweep's result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from binder_actors.config import BinderConfig
-from binder_actors.hub import HubClient, HubError
+from binder_actors.hub import HubClient, HubError, HubServer, HubStillStopping, HubUser
 from binder_actors.logs import setup_logging
 from binder_actors.models import CullerStatus, CullReport
 
 log = logging.getLogger(__name__)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to cull one hub user, and why (or why not)."""
+
+    cull: bool
+    reason: str
 
 
-def idle_seconds(server: dict[str, Any], now: datetime) -> float | None:
-    """Seconds since the server's last activity (or start); None while it is pending."""
-    if server.get("pending") or not server.get("ready"):
+def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else (now - moment).total_seconds()
+
+
+def idle_seconds(server: HubServer, now: datetime) -> float | None:
+    """Seconds since the server's last activity (or its start if it has none); None unless it is ready."""
+    if server.pending or not server.ready:
         return None
-    last = _parse_time(server.get("last_activity")) or _parse_time(server.get("started"))
-    return None if last is None else (now - last).total_seconds()
+    return _seconds_since(server.last_activity or server.started, now)
+
+
+def cull_verdict(user: HubUser, now: datetime, *, timeout: float, max_age: float = 0) -> Verdict:
+    """Cull a user whose servers are all idle longer than `timeout` seconds, or all older than
+    `max_age` seconds when it is set (jupyterhub-idle-culler's --timeout, --max-age, --cull-users).
+
+    Admin users and pending spawns or stops are left alone; a user without any server is a
+    temporary leftover, culled once it was created longer than `timeout` seconds ago.
+    """
+    if user.admin:
+        return Verdict(False, "admin user")
+    for name, server in user.servers.items():
+        if server.pending:
+            return Verdict(False, f"server {name!r} is pending {server.pending}")
+    if not user.servers:
+        created = _seconds_since(user.created, now)
+        if created is None:
+            return Verdict(False, "no server and no creation time")
+        return Verdict(created > timeout, f"no server, created {created:.0f}s ago (timeout {timeout:g}s)")
+    idles = {name: idle_seconds(server, now) for name, server in user.servers.items()}
+    if all(idle is not None and idle > timeout for idle in idles.values()):
+        return Verdict(True, f"idle for {min(idles.values()):.0f}s (timeout {timeout:g}s)")
+    ages = [_seconds_since(server.started, now) for server in user.servers.values()]
+    if max_age and all(age is not None and age > max_age for age in ages):
+        return Verdict(True, f"running for {min(ages):.0f}s (max age {max_age:g}s)")
+    name, idle = next((name, idle) for name, idle in idles.items() if idle is None or idle <= timeout)
+    if idle is None:
+        why = "is not ready" if not user.servers[name].ready else "has no activity or start time"
+        return Verdict(False, f"server {name!r} {why}")
+    return Verdict(False, f"server {name!r} active {idle:.0f}s ago (timeout {timeout:g}s)")
 
 
 async def cull_idle(
@@ -42,48 +78,40 @@ async def cull_idle(
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> CullReport:
-    """Remove every user whose servers are all idle longer than `timeout` seconds, or all older
-    than `max_age` seconds when it is set (jupyterhub-idle-culler's --timeout, --max-age, --cull-users).
-
-    Pending spawns are left alone; users without any server are temporary leftovers and removed
-    once they are older than `timeout`. At most `concurrency` users are culled at once.
-    With `dry_run`, the report names who would be culled and nothing is done.
+    """Remove every user `cull_verdict` culls (its servers stopped, then the user deleted),
+    at most `concurrency` at once. With `dry_run`, the report names who would be culled and
+    nothing is done. The reasons not to cull a user are logged at debug, as jupyterhub-idle-culler does.
     """
     now = now or datetime.now(timezone.utc)
     users = await hub.list_users()
     report = CullReport(checked=len(users))
+    doomed: list[tuple[str, str]] = []
+    for user in users:
+        verdict = cull_verdict(user, now, timeout=timeout, max_age=max_age)
+        if verdict.cull:
+            doomed.append((user.name, verdict.reason))
+        else:
+            log.debug("not culling user=%s: %s", user.name, verdict.reason)
+    if dry_run:
+        report.culled = [name for name, _ in doomed]
+        report.finished = datetime.now(timezone.utc)
+        return report
     slots = asyncio.Semaphore(concurrency)
 
-    def too_old(server: dict[str, Any]) -> bool:
-        started = _parse_time(server.get("started"))
-        return bool(max_age) and started is not None and (now - started).total_seconds() > max_age
-
-    def should_cull(user: dict[str, Any]) -> bool:
-        servers = (user.get("servers") or {}).values()
-        if any(s.get("pending") for s in servers):
-            return False
-        if not servers:
-            created = _parse_time(user.get("created"))
-            return created is not None and (now - created).total_seconds() > timeout
-        idles = [idle_seconds(s, now) for s in servers]
-        return all(i is not None and i > timeout for i in idles) or all(too_old(s) for s in servers)
-
-    async def cull(user: dict[str, Any]) -> None:
-        if dry_run:
-            report.culled.append(user["name"])
-            return
+    async def cull(name: str, reason: str) -> None:
         async with slots:
             try:
-                for server_name in user.get("servers") or {}:
-                    await hub.stop_server(user["name"], server_name)
-                await hub.delete_user(user["name"])
-                report.culled.append(user["name"])
-                log.info("culled user=%s", user["name"])
+                await hub.remove_user(name)
+            except HubStillStopping as error:  # as idle-culler does with a 202: the next sweep deletes it
+                log.info("not deleting user=%s yet: %s", name, error)
             except HubError as error:
                 report.errors += 1
-                log.warning("cull failed user=%s: %s", user["name"], error)
+                log.warning("cull failed user=%s: %s", name, error)
+            else:
+                report.culled.append(name)
+                log.info("culled user=%s: %s", name, reason)
 
-    await asyncio.gather(*(cull(u) for u in users if not u.get("admin") and should_cull(u)))
+    await asyncio.gather(*(cull(name, reason) for name, reason in doomed))
     report.finished = datetime.now(timezone.utc)
     return report
 

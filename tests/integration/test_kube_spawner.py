@@ -160,11 +160,11 @@ def test_launch_runs_the_binder_image_in_a_pod_that_serves_with_the_token_and_st
             await asyncio.to_thread(kube_hub.emulator.wait_for, lambda: bool(kube_hub.session_pods()), DEADLINE)
             progress = []
             async for event in hub.progress(user):
-                progress.append(event.get("message", ""))
+                progress.append(event.message)
                 if "Successfully assigned" in progress[-1]:
                     kube_hub.kubelet.admit.set()
             await starting
-            assert event.get("ready"), (progress, kube_hub.hub_log())
+            assert event.ready, (progress, kube_hub.hub_log())
             # kubespawner's event reflector relayed the emulator's pod events as spawn progress.
             assert any(f"Successfully assigned {NS}/" in message for message in progress), progress
             assert any("Started container notebook" in message for message in progress), progress
@@ -177,7 +177,7 @@ def test_launch_runs_the_binder_image_in_a_pod_that_serves_with_the_token_and_st
 
             model = await hub.get_user(user)
             assert model is not None
-            server_url = kube_hub.url.rstrip("/") + model["servers"][""]["url"]
+            server_url = kube_hub.url.rstrip("/") + model.servers[""].url
             status = await http.get(server_url + "api/status", headers={"Authorization": f"token {token}"})
             assert status.status_code == 200, status.text
             assert kube_hub.kubelet.running() == [name]
@@ -189,7 +189,8 @@ def test_launch_runs_the_binder_image_in_a_pod_that_serves_with_the_token_and_st
             await until(lambda: kube_hub.kubelet.running() == [], "the server process to end with its pod")
 
             async def forgotten() -> bool:
-                return not ((await hub.get_user(user)) or {}).get("servers")
+                model = await hub.get_user(user)
+                return model is None or not model.servers
 
             await until_async(forgotten, "the hub to forget the server")
             gone = await http.get(server_url + "api/status", headers={"Authorization": f"token {token}"})
@@ -262,7 +263,7 @@ def test_launch_without_an_image_is_refused_before_any_pod_is_made(kube_hub: Kub
                 await hub.start_server(user, "", options)
             except HubError as error:
                 return str(error)
-            return " ".join(event.get("message", "") async for event in hub.progress(user))
+            return " ".join(event.message async for event in hub.progress(user))
         finally:
             await hub.delete_user(user)
             await hub.aclose()

@@ -10,9 +10,11 @@ import pytest
 import ray
 
 from binder_actors.actors.session_manager import SessionManager
+from binder_actors.config import BinderConfig
 from binder_actors.hub import HubClient
 from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import image_name
+from serve_app.embedded import start_hub
 from tests.helpers import git_spec, read_events, run_in_kernel, wait_for
 from tests.integration.conftest import hub_users
 
@@ -169,7 +171,32 @@ def test_hub_users_are_paged_through(stack):
             await hub.aclose()
 
     paged, whole = asyncio.run(both())
-    assert [u["name"] for u in paged] == [u["name"] for u in whole]
+    assert [u.name for u in paged] == [u.name for u in whole]
+
+
+def test_remove_user_stops_its_server_then_deletes_it_and_a_gone_user_is_already_removed(
+    base_url, requirements_repo, stack
+):
+    repo_url, _ = requirements_repo
+    ready = read_events(base_url, f"build/git/{git_spec(repo_url, 'main')}")[-1]
+    assert ready["phase"] == "ready", ready
+    user = user_of(ready)
+    home = stack.config.data_dir / "sessions" / f"{user}-default"
+    assert home.is_dir()
+
+    async def remove_twice() -> object:
+        hub = HubClient(stack.config.hub_url, stack.config.hub_api_token.get_secret_value())
+        try:
+            await hub.remove_user(user)
+            await hub.remove_user(user)  # already gone: nothing to do, no error
+            return await hub.get_user(user)
+        finally:
+            await hub.aclose()
+
+    assert asyncio.run(remove_twice()) is None
+    assert not home.exists(), "its server was stopped (the spawner removes the session home)"
+    answer = httpx.get(ready["url"] + "api/status", headers={"Authorization": f"token {ready['token']}"}, timeout=30)
+    assert answer.status_code != 200
 
 
 def test_hub_down_fails_launches_fast_and_recovers_without_restart(base_url, requirements_repo, stack):
@@ -218,3 +245,20 @@ def test_named_servers_when_configured(private_manager, built_launch):
     assert (user, server) in listed
     ray.get(manager.stop.remote(user))
     assert user not in {s.user for s in ray.get(manager.list_sessions.remote())}
+
+
+def test_shutdown_removes_the_temporary_users_of_every_page(tmp_path):
+    """What Ctrl-C of `make serve` does, against a hub of its own holding more users than one page."""
+    token = "shutdown-test-token"
+    hub = start_hub(BinderConfig(data_dir=tmp_path), token)
+    try:
+        api = httpx.Client(base_url=hub.url + "hub/api/", headers={"Authorization": f"token {token}"}, timeout=60)
+        with api:
+            # More than one page: the hub gives at most 200 users (api_page_max_limit) an answer.
+            made = api.post("users", json={"usernames": [f"temp-{i:03}" for i in range(230)]})
+            assert made.status_code == 201, made.text
+            hub.stop_all_sessions(token)
+            left = api.get("users", params={"limit": 200}).json()
+        assert left == []
+    finally:
+        hub.stop()

@@ -1,0 +1,134 @@
+"""Pure: quota admission of launches (BinderHub's pod quota, per-repository quota and maintenance).
+
+SessionManager holds the lock and asks the hub; this core holds what admission counts and decides.
+No I/O, no Ray: the clock is injected, so tables of cases test it (tests/unit/test_admission.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from binder_actors.hub import HubUser
+
+LIST_EVERY_SECONDS = 5.0
+RECHECK_AFTER_SECONDS = 1.0
+
+MAINTENANCE_MESSAGE = "This BinderHub is in maintenance: no new sessions. Try again later."
+HUB_FULL_MESSAGE = "Too many users on this BinderHub! Try again soon."
+REPO_FULL_PREFIX = "Too many users running "
+
+RefusalKind = Literal["maintenance", "pod_quota", "repo_quota"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A launch refused; BinderHub's launch status counts maintenance as pod_quota."""
+
+    kind: RefusalKind
+    message: str
+
+
+class Step(Enum):
+    """What admission needs before it can decide, or that it admitted."""
+
+    LIST_FIRST = "list the hub's users, give them to listed(), and ask again"
+    LOOK_UP = "ask the hub for this user: if it has it, that is the launch; else ask again"
+    ADMITTED = "the place is taken until release()"
+
+
+def refusal_kind(message: str) -> RefusalKind | None:
+    """The kind of refusal a failed event's message carries, None if it is no quota refusal."""
+    if message.startswith(REPO_FULL_PREFIX):
+        return "repo_quota"
+    if message.startswith(HUB_FULL_MESSAGE):
+        return "pod_quota"
+    if message.startswith(MAINTENANCE_MESSAGE):
+        return "maintenance"
+    return None
+
+
+class Admission:
+    """Counts sessions and takes places, so no quota is ever over-admitted.
+
+    A session counts from the moment its place is taken until the hub no longer lists its server.
+    The hub's list is asked for at most every LIST_EVERY_SECONDS (a list per launch made 200
+    simultaneous launches wait minutes): sessions delivered since the last list are counted from
+    `_since_listed`, and ended ones count until the next list, so a stale count only ever refuses,
+    and a refusal is checked against a list made at most RECHECK_AFTER_SECONDS earlier.
+    Every method is synchronous, so on one event loop none interleaves with another; SessionManager's
+    lock keeps one launch's decide() and the hub calls it asks for together.
+    """
+
+    def __init__(
+        self,
+        max_sessions: int,
+        quota_of: Callable[[str], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_sessions = max_sessions
+        self.quota_of = quota_of  # spec -> sessions one repository may have (0: no limit)
+        self.clock = clock
+        self._listed_at = self._listed_done = float("-inf")
+        self._listed_users: set[str] = set()
+        self._listed: dict[str, str] = {}  # user -> repo_url, of the sessions in the last list
+        self._since_listed: dict[str, tuple[str, float]] = {}  # user -> (repo_url, when delivered or admitted)
+        self._launching: dict[str, str] = {}  # user -> repo_url, of the launches in progress
+
+    def decide(
+        self, user: str, repo_url: str, spec: str, *, listed: bool = False, looked_up: bool = False
+    ) -> Step | Refusal:
+        """Admit `user` (its place taken), refuse it, or say what to ask the hub first.
+
+        `listed`: a list was made for this launch (it is not asked for again); `looked_up`: the hub
+        was asked for `user` and does not have it. Each is asked for at most once per launch.
+        """
+        if self.max_sessions <= 0:
+            return Refusal("maintenance", MAINTENANCE_MESSAGE)
+        if not listed and self.clock() - self._listed_at > LIST_EVERY_SECONDS:
+            return Step.LIST_FIRST
+        if not looked_up and (user in self._listed_users or user in self._since_listed):
+            return Step.LOOK_UP
+        refusal = self._over_quota(repo_url, spec)
+        if refusal and not listed and self.clock() - self._listed_done > RECHECK_AFTER_SECONDS:
+            return Step.LIST_FIRST
+        if refusal:
+            return refusal
+        self._launching[user] = repo_url
+        self._since_listed[user] = (repo_url, self.clock())
+        return Step.ADMITTED
+
+    def list_asked(self) -> float:
+        """The time to hand to listed() for a list asked for now."""
+        return self.clock()
+
+    def listed(self, users: Iterable[HubUser], asked: float) -> None:
+        """The hub's users, as a list asked for at `asked` answered."""
+        users = list(users)
+        self._listed_at = asked
+        self._listed_done = self.clock()
+        self._listed_users = {user.name for user in users}
+        self._listed = {user.name: s.user_options.repo_url for user in users for s in user.servers.values()}
+        # Sessions delivered while the list was on its way may be missing from it: keep counting them.
+        self._since_listed = {user: made for user, made in self._since_listed.items() if made[1] >= asked}
+
+    def release(self, user: str, delivered: bool) -> None:
+        """The launch of `user` ended: a delivered session counts until a list made after now shows it."""
+        repo_url = self._launching.pop(user, "")
+        if delivered:
+            self._since_listed[user] = (repo_url, self.clock())
+        else:
+            self._since_listed.pop(user, None)
+
+    def _over_quota(self, repo_url: str, spec: str) -> Refusal | None:
+        since = {user: repo for user, (repo, _) in self._since_listed.items()}
+        counted = {**self._listed, **since, **self._launching}  # user -> repo_url
+        if len(counted) >= self.max_sessions:
+            return Refusal("pod_quota", HUB_FULL_MESSAGE)
+        quota = self.quota_of(spec)
+        if quota and sum(r == repo_url for r in counted.values()) >= quota:
+            return Refusal("repo_quota", f"{REPO_FULL_PREFIX}{repo_url}! Try again soon.")
+        return None

@@ -1,0 +1,215 @@
+"""Quota admission (the pure core of SessionManager), case by case, with a clock the tests move."""
+
+from __future__ import annotations
+
+import pytest
+
+from binder_actors.actors.admission import (
+    HUB_FULL_MESSAGE,
+    LIST_EVERY_SECONDS,
+    MAINTENANCE_MESSAGE,
+    RECHECK_AFTER_SECONDS,
+    Admission,
+    Refusal,
+    Step,
+    refusal_kind,
+)
+from binder_actors.config import BinderConfig, SpecConfig
+from binder_actors.hub import HubUser
+from binder_actors.policy import repo_quota
+
+REPO = "https://github.com/org/repo"
+OTHER = "https://github.com/org/other"
+SPEC = "org/repo/HEAD"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def hub_user(name: str, repo_url: str | None = REPO) -> HubUser:
+    """A hub user model as the hub lists it; with a server started for `repo_url` unless it is None."""
+    servers = {"": {"name": "", "ready": True, "url": f"/user/{name}/", "user_options": {"repo_url": repo_url}}}
+    return HubUser.model_validate({"name": name, "admin": False, "servers": servers if repo_url else {}})
+
+
+def admission(clock: Clock, max_sessions: int = 100, per_repo_quota: int = 0, **settings) -> Admission:
+    config = BinderConfig(max_sessions=max_sessions, per_repo_quota=per_repo_quota, **settings)
+    return Admission(config.max_sessions, lambda spec: repo_quota(spec, config), clock=clock)
+
+
+def listed(core: Admission, clock: Clock, users: list[HubUser]) -> None:
+    core.listed(users, core.list_asked())
+
+
+def admit(core: Admission, user: str, repo_url: str = REPO, spec: str = SPEC) -> Step | Refusal:
+    """One launch's admission as SessionManager runs it, with the hub holding no user of that name."""
+    step = core.decide(user, repo_url, spec)
+    if step is Step.LIST_FIRST:
+        pytest.fail("this helper is for a fresh list")
+    if step is Step.LOOK_UP:
+        step = core.decide(user, repo_url, spec, looked_up=True)
+    return step
+
+
+@pytest.mark.parametrize(
+    ("max_sessions", "per_repo_quota", "running", "expected"),
+    [
+        (3, 0, [REPO, OTHER], Step.ADMITTED),
+        (3, 0, [REPO, OTHER, OTHER], Refusal("pod_quota", HUB_FULL_MESSAGE)),
+        (0, 0, [], Refusal("maintenance", MAINTENANCE_MESSAGE)),
+        (100, 2, [REPO, OTHER], Step.ADMITTED),
+        (100, 2, [REPO, REPO, OTHER], Refusal("repo_quota", f"Too many users running {REPO}! Try again soon.")),
+        (100, 0, [REPO] * 50, Step.ADMITTED),  # a per-repository quota of 0 is no limit
+        (2, 5, [OTHER, OTHER], Refusal("pod_quota", HUB_FULL_MESSAGE)),  # the hub's quota is checked first
+    ],
+)
+def test_quotas_against_the_listed_sessions(max_sessions, per_repo_quota, running, expected):
+    clock = Clock()
+    core = admission(clock, max_sessions=max_sessions, per_repo_quota=per_repo_quota)
+    listed(core, clock, [hub_user(f"u{i}", repo) for i, repo in enumerate(running)])
+    assert admit(core, "newcomer") == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "running", "admitted"),
+    [
+        ("org/repo/HEAD", 2, False),  # per_repo_quota=2
+        ("binder-examples/repo/HEAD", 2, True),  # high_quota_specs: per_repo_quota_higher=4
+        ("binder-examples/repo/HEAD", 4, False),
+        ("binder-examples/small/HEAD", 1, False),  # spec_config overrides the higher quota: 1
+        ("org/tiny/HEAD", 1, True),  # two spec_config matches: the last one (3) wins over the first (1)
+        ("org/tiny/HEAD", 3, False),
+    ],
+)
+def test_repo_quota_of_high_quota_specs_and_spec_config(spec, running, admitted):
+    clock = Clock()
+    core = admission(
+        clock,
+        per_repo_quota=2,
+        per_repo_quota_higher=4,
+        high_quota_specs=["^binder-examples/"],
+        spec_config=[
+            SpecConfig(pattern="^binder-examples/small", quota=1),
+            SpecConfig(pattern="^org/tiny", quota=1),
+            SpecConfig(pattern="^org/t", quota=3),
+        ],
+    )
+    listed(core, clock, [hub_user(f"u{i}") for i in range(running)])
+    assert (admit(core, "newcomer", spec=spec) is Step.ADMITTED) == admitted
+
+
+def test_launches_in_flight_take_places_before_the_hub_lists_them():
+    clock = Clock()
+    core = admission(clock, per_repo_quota=2)
+    listed(core, clock, [])
+    assert [admit(core, user) for user in ("a", "b")] == [Step.ADMITTED, Step.ADMITTED]
+    assert admit(core, "c") == Refusal("repo_quota", f"Too many users running {REPO}! Try again soon.")
+    core.release("a", delivered=False)  # a failed launch gives its place back at once
+    assert admit(core, "c") is Step.ADMITTED
+
+
+def test_sessions_delivered_since_the_last_list_are_still_counted():
+    clock = Clock()
+    core = admission(clock, max_sessions=2)
+    asked = core.list_asked()
+    assert core.decide("a", REPO, SPEC, listed=True) is Step.ADMITTED
+    clock.now += 0.5
+    core.release("a", delivered=True)
+    # A list asked for before "a" was delivered does not show it: it still counts.
+    core.listed([hub_user("old")], asked)
+    assert core.decide("b", REPO, SPEC, listed=True) == Refusal("pod_quota", HUB_FULL_MESSAGE)
+    # A list asked for after the delivery shows "a" (or not, if it ended): it alone counts from then on.
+    clock.now += LIST_EVERY_SECONDS + 1
+    listed(core, clock, [hub_user("old")])
+    assert core.decide("b", REPO, SPEC, listed=True) is Step.ADMITTED
+
+
+@pytest.mark.parametrize(
+    ("age", "refused", "expected"),
+    [
+        (0.0, False, Step.ADMITTED),
+        (LIST_EVERY_SECONDS + 0.1, False, Step.LIST_FIRST),  # stale: a list first, even to admit
+        (RECHECK_AFTER_SECONDS + 0.1, False, Step.ADMITTED),  # fresh enough to admit on
+        (RECHECK_AFTER_SECONDS + 0.1, True, Step.LIST_FIRST),  # a refusal is rechecked on a newer list
+        (RECHECK_AFTER_SECONDS - 0.1, True, Refusal("pod_quota", HUB_FULL_MESSAGE)),
+    ],
+)
+def test_the_age_of_the_list_decides_when_to_list_again(age, refused, expected):
+    clock = Clock()
+    core = admission(clock, max_sessions=1)
+    listed(core, clock, [hub_user("running")] if refused else [])
+    clock.now += age
+    assert core.decide("newcomer", REPO, SPEC) == expected
+
+
+def test_a_stale_list_only_ever_refuses_and_a_fresh_one_admits():
+    clock = Clock()
+    core = admission(clock, max_sessions=1)
+    listed(core, clock, [hub_user("ended-since")])
+    clock.now += RECHECK_AFTER_SECONDS - 0.1
+    # The session ended after the list: the count is one too many, never one too few.
+    assert core.decide("newcomer", REPO, SPEC) == Refusal("pod_quota", HUB_FULL_MESSAGE)
+    clock.now += 0.2
+    assert core.decide("newcomer", REPO, SPEC) is Step.LIST_FIRST
+    listed(core, clock, [])
+    assert core.decide("newcomer", REPO, SPEC, listed=True) is Step.ADMITTED
+
+
+def test_a_refusal_rechecked_on_a_fresh_list_is_not_listed_again():
+    clock = Clock()
+    core = admission(clock, max_sessions=1)
+    listed(core, clock, [hub_user("running")])
+    clock.now += RECHECK_AFTER_SECONDS + 1
+    assert core.decide("newcomer", REPO, SPEC) is Step.LIST_FIRST
+    clock.now += 2 * LIST_EVERY_SECONDS  # the hub took long to answer: the list made is used all the same
+    core.listed([hub_user("running")], clock.now - 2 * LIST_EVERY_SECONDS)
+    assert core.decide("newcomer", REPO, SPEC, listed=True) == Refusal("pod_quota", HUB_FULL_MESSAGE)
+
+
+@pytest.mark.parametrize(
+    ("hub_users", "in_flight", "expected"),
+    [
+        (["known"], [], Step.LOOK_UP),  # the hub listed it: maybe a launch asked for again
+        ([], ["known"], Step.LOOK_UP),  # admitted since the last list
+        (["someone-else"], [], Step.ADMITTED),
+    ],
+)
+def test_a_user_admission_already_knows_is_looked_up_in_the_hub_first(hub_users, in_flight, expected):
+    clock = Clock()
+    core = admission(clock)
+    listed(core, clock, [hub_user(name) for name in hub_users])
+    for name in in_flight:
+        assert core.decide(name, REPO, SPEC) is Step.ADMITTED
+    assert core.decide("known", REPO, SPEC) is expected
+
+
+def test_a_known_user_the_hub_no_longer_has_is_admitted_as_new():
+    clock = Clock()
+    core = admission(clock, max_sessions=2)
+    listed(core, clock, [hub_user("known", repo_url=None)])  # a user without a server counts no session
+    assert core.decide("known", REPO, SPEC) is Step.LOOK_UP
+    assert core.decide("known", REPO, SPEC, looked_up=True) is Step.ADMITTED
+
+
+def test_maintenance_refuses_before_asking_the_hub_anything():
+    clock = Clock()
+    core = admission(clock, max_sessions=0)
+    assert core.decide("anyone", REPO, SPEC) == Refusal("maintenance", MAINTENANCE_MESSAGE)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        (HUB_FULL_MESSAGE + "\n", "pod_quota"),
+        (f"Too many users running {REPO}! Try again soon.\n", "repo_quota"),
+        (MAINTENANCE_MESSAGE + "\n", "maintenance"),
+        ("Launch failed: the server exited.\n", None),
+    ],
+)
+def test_the_kind_of_a_refusal_is_known_from_its_message(message, kind):
+    assert refusal_kind(message) == kind
