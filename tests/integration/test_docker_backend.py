@@ -228,6 +228,7 @@ INTERRUPTED_BUILD = """
 import asyncio, sys
 from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import BinderConfig
+from binder_actors.models import BuildRequest
 
 async def emit(event):
     print(event.message, end="", flush=True)
