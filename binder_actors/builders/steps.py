@@ -54,7 +54,7 @@ async def within_build_timeout(work: Awaitable[T], timeout: int, *, remaining: f
 
 
 @functools.cache
-def _die_with_parent() -> tuple[str, ...]:
+def _parent_death_prefix() -> tuple[str, ...]:
     """The prefix that has a step killed when the scheduler's process dies (Linux's parent-death signal).
 
     util-linux `setpriv` sets it between fork and exec in a process of its own: `preexec_fn` would do it
@@ -92,7 +92,7 @@ async def run_step(
     """
     reader = read_line or _plain_line(phase)
     process = await asyncio.create_subprocess_exec(
-        *_die_with_parent(),
+        *_parent_death_prefix(),
         *command,
         cwd=cwd,
         env=dict(env) if env is not None else None,
