@@ -44,15 +44,15 @@ _TOLERATION_FIELDS = {
 def quantity(setting: str, value: str) -> Decimal:
     """The bytes a Kubernetes quantity ("2Gi", "512M") means; ValueError naming `setting` if it is not one."""
     try:
-        number = parse_quantity(value)
+        number: Decimal | None = Decimal(parse_quantity(value))
     except ValueError:
-        number = Decimal(-1)
-    if number < 0:
+        number = None
+    if number is None or number < 0:  # the client's parser takes "-1Gi", which no memory size is
         raise ValueError(
             f"{setting} {value!r} is not a Kubernetes quantity: write a number with an optional suffix "
             "(Ki, Mi, Gi, Ti, k, M, G, T, ...), for example 2Gi or 512M"
         )
-    return Decimal(number)
+    return number
 
 
 def rendezvous_node(repo_url: str, nodes: Iterable[str]) -> str | None:
