@@ -2,8 +2,9 @@
 
 A launch runs as a task of its own; each follower reads the events from its own position, live
 until the stream ends. The HTTP ingress keeps one per `/build` stream (so a reconnecting
-EventSource is re-attached), and SessionManager one per temporary user being launched (so a
-launch asked for twice, from two ingress replicas or after one died, starts one server).
+EventSource is re-attached), SessionManager one per temporary user being launched (so a
+launch asked for twice, from two ingress replicas or after one died, starts one server), and
+BuildScheduler one per image being built (every request for it follows the one build).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import re
 import secrets
 import string
 
-_LOWER_DIGITS = frozenset(string.ascii_lowercase + string.digits)
 _LETTERS_DIGITS = frozenset(string.ascii_letters + string.digits)
 _SUFFIX_CHARS = string.ascii_lowercase + string.digits
 
@@ -50,11 +49,15 @@ def image_name(prefix: str, build_slug: str, resolved_ref: str) -> str:
 
 
 def build_name(build_slug: str, resolved_ref: str, prefix: str = "build-") -> str:
-    """A DNS-label-safe name of one build (BinderHub's build pod names), at most 63 chars."""
+    """A DNS-label-safe name of one build (BinderHub's build pod names), at most 63 chars.
+
+    The ref is shortened the way the slug is (3 escaped characters, a dash, 2 hex of its sha256),
+    as BinderHub has done since 2020, so both name the same build alike.
+    """
     ref_length = 6
     slug = safe_build_slug(build_slug, limit=BUILD_NAME_LIMIT - len(prefix) - ref_length - 1)
-    ref = escape(resolved_ref, _LOWER_DIGITS)[:ref_length]
-    return f"{prefix}{slug}-{ref}".lower()
+    ref = safe_build_slug(resolved_ref, limit=ref_length, hash_length=2)
+    return f"{prefix}{slug}-{ref[:ref_length]}".lower()
 
 
 def user_name_for_repo(repo_url: str, launch_id: str = "") -> str:

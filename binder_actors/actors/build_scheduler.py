@@ -14,45 +14,14 @@ from collections.abc import AsyncIterator
 import ray
 
 from binder_actors.actors.image_cache import make_registry
-from binder_actors.builders import BuildFailed, RecoverableExecutor, make_executor
+from binder_actors.backlog import Backlog
+from binder_actors.builders import BuildFailed, Emit, RecoverableExecutor, make_executor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.logs import setup_logging
 from binder_actors.models import BuildRequest, BuildSchedulerStats
 
 log = logging.getLogger(__name__)
-
-
-class BuildRun:
-    """The events of one build so far, and a condition that wakes followers on each new one."""
-
-    def __init__(self) -> None:
-        self.events: list[BinderEvent] = []
-        self.done = False
-        self._changed = asyncio.Condition()
-
-    async def emit(self, event: BinderEvent) -> None:
-        async with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    async def finish(self, event: BinderEvent) -> None:
-        async with self._changed:
-            self.events.append(event)
-            self.done = True
-            self._changed.notify_all()
-
-    async def follow(self) -> AsyncIterator[BinderEvent]:
-        sent = 0
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(lambda seen=sent: len(self.events) > seen or self.done)
-                fresh, finished = self.events[sent:], self.done
-            for event in fresh:
-                yield event
-            sent += len(fresh)
-            if finished and sent == len(self.events):
-                return
 
 
 class BuildScheduler:
@@ -64,7 +33,7 @@ class BuildScheduler:
         removed = await asyncio.to_thread(self.executor.cleanup_incomplete)
         if removed:
             log.info("removed builds interrupted by a restart: %s", ", ".join(removed))
-        self._runs: dict[str, BuildRun] = {}
+        self._runs: dict[str, Backlog[BinderEvent]] = {}
         self._queue: list[str] = []
         self._building = 0
         self._slots_changed = asyncio.Condition()
@@ -78,18 +47,21 @@ class BuildScheduler:
     async def build(self, request: BuildRequest) -> AsyncIterator[BinderEvent]:
         """Stream the build of `request.image`, starting it unless it is already running."""
         run = self._runs.get(request.image) or self._start(request)
-        async for event in run.follow():
+        async for _index, event in run.follow():
             yield event
 
-    def _start(self, request: BuildRequest, *, recovered: bool = False) -> BuildRun:
-        run = BuildRun()
-        self._runs[request.image] = run
-        task = asyncio.create_task(self._run_build(request, run, recovered=recovered))
+    def _start(self, request: BuildRequest, *, recovered: bool = False) -> Backlog[BinderEvent]:
+        events: asyncio.Queue[BinderEvent | None] = asyncio.Queue()
+        # The build is a task of its own, held here: it runs to its end whether anyone follows it.
+        task = asyncio.create_task(self._run_build(request, events.put, recovered=recovered))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: events.put_nowait(None))
+        run = Backlog(_until_none(events))
+        self._runs[request.image] = run
         return run
 
-    async def _wait_for_slot(self, image: str, run: BuildRun) -> None:
+    async def _wait_for_slot(self, image: str, emit: Emit) -> None:
         """Wait in the queue, telling the build its position each time it moves."""
         told = 0
         async with self._slots_changed:
@@ -102,9 +74,7 @@ class BuildScheduler:
                         return
                     if position != told:
                         told = position
-                        await run.emit(
-                            progress("waiting", f"Waiting for a build slot: position {position} in the queue")
-                        )
+                        await emit(progress("waiting", f"Waiting for a build slot: position {position} in the queue"))
                     await self._slots_changed.wait()
             finally:
                 self._queue.remove(image)
@@ -115,25 +85,25 @@ class BuildScheduler:
             self._building -= 1
             self._slots_changed.notify_all()
 
-    async def _run_build(self, request: BuildRequest, run: BuildRun, *, recovered: bool = False) -> None:
+    async def _run_build(self, request: BuildRequest, emit: Emit, *, recovered: bool = False) -> None:
         """Build, or with `recovered`, follow a build a previous scheduler started (it already holds a slot)."""
         try:
             if await self.registry.exists(request.image):
                 # Built by a run that ended between this caller's cache check and its call: building
                 # again would replace the image under the launches already using it.
                 await self._tell_image_cache(request.image)
-                await run.finish(
+                await emit(
                     BinderEvent(phase="built", message="Found built image, launching...\n", image_name=request.image)
                 )
                 return
             if recovered:
                 self._building += 1
             else:
-                await self._wait_for_slot(request.image, run)
+                await self._wait_for_slot(request.image, emit)
                 self.builds_started += 1
                 log.info("build start image=%s build=%s", request.image, request.build_name)
             try:
-                await self.executor.build(request, run.emit)
+                await self.executor.build(request, emit)
             except BuildFailed:
                 # A recovered build is followed by the old scheduler too while it lives (a KubeRay
                 # upgrade): its pod deleted under us after a success is still a success.
@@ -142,16 +112,14 @@ class BuildScheduler:
             finally:
                 await self._release_slot()
             await self._tell_image_cache(request.image)
-            await run.finish(
-                BinderEvent(phase="built", message="Built image, launching...\n", image_name=request.image)
-            )
+            await emit(BinderEvent(phase="built", message="Built image, launching...\n", image_name=request.image))
         except BuildFailed as error:
             log.info("build failed image=%s reason=%s", request.image, error)
             tail = "\n".join(error.log_tail)
-            await run.finish(failed(f"{error}\n{tail}" if tail else str(error), 500))
+            await emit(failed(f"{error}\n{tail}" if tail else str(error), 500))
         except Exception:
             log.exception("build crashed image=%s", request.image)
-            await run.finish(failed("The build stopped on an internal error; please retry.", 500))
+            await emit(failed("The build stopped on an internal error; please retry.", 500))
         finally:
             self._runs.pop(request.image, None)
 
@@ -173,3 +141,9 @@ class BuildScheduler:
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stats(self) -> BuildSchedulerStats:
         return BuildSchedulerStats(builds_started=self.builds_started, building=self._building, queued=len(self._queue))
+
+
+async def _until_none(events: asyncio.Queue[BinderEvent | None]) -> AsyncIterator[BinderEvent]:
+    """A build's events as the stream its Backlog keeps; None, put when the build's task ends, ends it."""
+    while (event := await events.get()) is not None:
+        yield event

@@ -1,7 +1,7 @@
 """The docker builder: one OCI image per repository in the local Docker Engine (BINDER_BUILDER=docker).
 
-The Dockerfile is generated from the same detection as the local builder (`detect.plan_build`), with
-apt.txt honoured, on BINDER_DOCKER_BASE_IMAGE; or repo2docker builds the image when configured to.
+The Dockerfile (`dockerfile.make_dockerfile`) comes from the same detection as the local builder's plan,
+with apt.txt honoured, on BINDER_DOCKER_BASE_IMAGE; or repo2docker builds the image when configured to.
 Build steps carry the label binder-actors.building=<build>, so a restarted scheduler finds their leftovers.
 """
 
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import re
-import shlex
 import shutil
 import tempfile
 import threading
@@ -21,14 +18,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from binder_actors.builders import BuildFailed, Emit
-from binder_actors.builders.detect import DOCKER_BUILDER, BuildPlan, UnsupportedRepository, plan_build
+from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build
+from binder_actors.builders.dockerfile import make_dockerfile
+from binder_actors.builders.repo2docker import repo2docker_line
+from binder_actors.builders.steps import LOG_TAIL_LINES, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
 from binder_actors.docker_engine import (
     BUILD_LABEL,
@@ -41,7 +40,7 @@ from binder_actors.docker_engine import (
     DockerUnavailable,
     engine_client,
 )
-from binder_actors.events import Phase, progress
+from binder_actors.events import progress
 from binder_actors.models import BuildRequest
 from binder_actors.providers.git import git_environment
 from binder_actors.registries.oci import parse_image
@@ -51,85 +50,10 @@ log = logging.getLogger(__name__)
 CLEANUP_SETTLE_SECONDS = 15.0
 CLEANUP_SWEEP_PAUSE = 1.0
 
-LOG_TAIL_LINES = 40
-HOME = "/home/jovyan"
-VENV = "/srv/venv"
 STOP_SECONDS = 30.0  # how long a stopped build's stream may take to end once its containers are killed
 _END = object()
 # The classic builder colours a step's stderr red with terminal escapes; events carry plain text.
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def server_stack() -> list[str]:
-    """The Jupyter server stack every image gets, matching the hub as the local builder's shared stack does."""
-    return [
-        f"jupyterhub>=4,<={installed_version('jupyterhub')}",
-        "jupyterlab>=4,<5",
-        "notebook>=7,<8",
-        "ipykernel>=6",
-    ]
-
-
-def _in_container(arg: str, repo_dir: Path) -> str:
-    """A host path of the clone as the path relative to the repository, the build's working folder."""
-    prefix = str(repo_dir) + os.sep
-    return arg[len(prefix) :] if arg.startswith(prefix) else arg
-
-
-def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_name: str) -> str:
-    """The Dockerfile of one image: pure, from the plan; the build context holds the clone as `repo/`.
-
-    The user, the venv and the server stack come first and are the same for every image, so docker
-    builds them once and every later image starts from that cached layer.
-    """
-    relative = {
-        "post_build": plan.post_build.relative_to(repo_dir).as_posix() if plan.post_build else None,
-        "start": plan.start.relative_to(repo_dir).as_posix() if plan.start else None,
-    }
-    stack = shlex.join(server_stack())
-    lines = [
-        f"FROM {base_image}",
-        f"LABEL {BUILDING_LABEL}={SHARED_STEP}",
-        f"ENV NB_USER=jovyan NB_UID=1000 HOME={HOME} REPO_DIR={HOME} VIRTUAL_ENV={VENV} UV_NO_CACHE=1",
-        # The repository's scripts install into ~/.local (pip --user) and the venv; both come first.
-        f"ENV PATH={HOME}/.local/bin:{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        f"RUN groupadd --gid 1000 jovyan && useradd --create-home --uid 1000 --gid 1000 --shell /bin/bash jovyan"
-        f" && install -d -o 1000 -g 1000 {VENV}",
-        "USER jovyan",
-        # Byte-compiled here, once: a container starts from the image's files every time, so bytecode
-        # Python writes at run time is lost with the container and every server start would pay ~2 s again.
-        f"RUN python3 -m venv {VENV} && uv pip install --compile-bytecode --python {VENV}/bin/python {stack}"
-        # jsonschema imports rfc3987-syntax when present, which costs 1.8 s on every server start.
-        f" && uv pip uninstall --python {VENV}/bin/python rfc3987-syntax",
-        "USER root",
-        f"LABEL {BUILDING_LABEL}={build_name}",
-    ]
-    if plan.apt_packages:
-        lines.append(
-            "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-            f"{shlex.join(plan.apt_packages)} && rm -rf /var/lib/apt/lists/*"
-        )
-    lines += [
-        f"COPY --chown=1000:1000 repo/ {HOME}/",
-        "USER jovyan",
-        f"WORKDIR {HOME}",
-    ]
-    install = ["uv", "pip", "install", "--python", f"{VENV}/bin/python"]
-    for step in plan.installs:
-        # The exec form: requirement markers and URLs reach uv as they are, no shell quoting involved.
-        lines.append("RUN " + json.dumps([*install, *(_in_container(arg, repo_dir) for arg in step.args)]))
-    scripts = [path for path in (relative["post_build"], relative["start"]) if path]
-    if scripts:
-        lines.append("RUN " + json.dumps(["chmod", "+x", *scripts]))
-    if relative["post_build"]:
-        lines.append("RUN " + json.dumps(["bash", relative["post_build"]]))
-    entrypoint = ["tini", "-g", "--"] + ([f"{HOME}/{relative['start']}"] if relative["start"] else [])
-    lines += [
-        "ENTRYPOINT " + json.dumps(entrypoint),
-        'CMD ["jupyterhub-singleuser"]',
-        f'LABEL {BUILDING_LABEL}=""',
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def registry_host(image: str) -> str:
@@ -176,7 +100,6 @@ class DockerBuildExecutor:
         self.config = config
         self._client_factory = client_factory
         self._client: Any = None
-        self._running: dict[str, asyncio.Future[None]] = {}
 
     @property
     def client(self) -> Any:
@@ -211,26 +134,6 @@ class DockerBuildExecutor:
             time.sleep(CLEANUP_SWEEP_PAUSE)
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
-        """Build `request.image`; a second call for an image being built waits for the first's result."""
-        running = self._running.get(request.image)
-        if running is not None:
-            await emit(progress("building", f"Joining the running build of {request.image}"))
-            await asyncio.shield(running)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._running[request.image] = future
-        try:
-            await self._build(request, emit)
-            future.set_result(None)
-        except BaseException as error:
-            joined = error if isinstance(error, BuildFailed) else BuildFailed(f"The build stopped: {error!r}")
-            future.set_exception(joined)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody joined
-            raise
-        finally:
-            del self._running[request.image]
-
-    async def _build(self, request: BuildRequest, emit: Emit) -> None:
         try:
             client = await asyncio.to_thread(lambda: self.client)
         except DockerUnavailable as error:
@@ -238,12 +141,7 @@ class DockerBuildExecutor:
         with tempfile.TemporaryDirectory(prefix="binder-docker-build-") as scratch:
             context = Path(scratch)
             try:
-                await asyncio.wait_for(self._build_in(context, client, request, emit), self.config.build_timeout)
-            except asyncio.TimeoutError:
-                await asyncio.to_thread(self._kill_build_steps, client, request.build_name)
-                raise BuildFailed(
-                    f"The build took longer than BINDER_BUILD_TIMEOUT={self.config.build_timeout}s and was stopped."
-                ) from None
+                await within_build_timeout(self._build_in(context, client, request, emit), self.config.build_timeout)
             except UnsupportedRepository as error:
                 raise BuildFailed(str(error)) from None
             except BaseException:
@@ -258,12 +156,14 @@ class DockerBuildExecutor:
         repo_dir = context / "repo"
         await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
         git_env = git_environment(self.config.allow_local_repos)
-        await _run(["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)], "git clone", emit, git_env)
-        await _run(
+        clone = ["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)]
+        await run_step(clone, emit, what="git clone", phase="fetching", env=git_env)
+        await run_step(
             [*("git", "-C", str(repo_dir), "-c", "advice.detachedHead=false"), "checkout", "-q", resolved.resolved_ref],
-            f"git checkout {resolved.resolved_ref}",
             emit,
-            git_env,
+            what=f"git checkout {resolved.resolved_ref}",
+            phase="fetching",
+            env=git_env,
         )
         labels = {
             IMAGE_LABEL: request.image,
@@ -347,7 +247,7 @@ class DockerBuildExecutor:
                 "`pip install jupyter-repo2docker` or unset it."
             )
         label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
-        await _run(
+        await run_step(
             [
                 command,
                 "--no-run",
@@ -358,10 +258,9 @@ class DockerBuildExecutor:
                 *label_args,
                 str(repo_dir),
             ],
-            "repo2docker",
             emit,
-            dict(os.environ),
-            json_logs=True,
+            what="repo2docker",
+            read_line=repo2docker_line,
         )
 
     async def _push(self, client: Any, image: str, emit: Emit) -> None:
@@ -461,52 +360,3 @@ async def _in_thread(produce: Callable[[], Iterator[Any]], stop: Callable[[], No
             await asyncio.to_thread(stop)
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(worker), STOP_SECONDS)
-
-
-async def _run(command: list[str], what: str, emit: Emit, env: dict[str, str], *, json_logs: bool = False) -> None:
-    """Run one host-side step (git, repo2docker), streaming its output; BuildFailed with its tail if it fails."""
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-    reason = ""  # what repo2docker said when it reported its failure
-    try:
-        assert process.stdout is not None
-        async for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            if not line:
-                continue
-            phase: Phase = "fetching" if what.startswith("git") else "building"
-            if json_logs:
-                phase, line, failure = repo2docker_line(line)
-                reason = line.strip() if failure else reason
-            tail.append(line)
-            await emit(progress(phase, line))
-        code = await process.wait()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
-    if reason:
-        raise BuildFailed(f"{what} failed (exit code {code}): {reason}", list(tail))
-    if code != 0:
-        raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
-
-
-def repo2docker_line(line: str) -> tuple[Phase, str, bool]:
-    """(phase, message, failed) of one line of `repo2docker --json-logs`; other lines are build output."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return "building", line, False
-    if not isinstance(record, dict):
-        return "building", line, False
-    message = str(record.get("message", "")).rstrip("\n")
-    phase = str(record.get("phase", ""))
-    return ("pushing" if phase == "pushing" else "building"), message, phase in ("failed", "failure")

@@ -9,32 +9,28 @@ lock file under BINDER_DATA_DIR/builds, so a restarted scheduler can stop what a
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import errno
 import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-from collections import deque
-from importlib.metadata import version as installed_version
 from pathlib import Path
 
 from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.detect import KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
+from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
+from binder_actors.builders.steps import kill_group, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
-from binder_actors.events import progress
+from binder_actors.events import Phase, progress
 from binder_actors.models import BuildRequest
 from binder_actors.providers.git import git_environment
 from binder_actors.registries.local import LocalImage, LocalImageStore
 
 log = logging.getLogger(__name__)
 
-LOG_TAIL_LINES = 40
 STACK_MARKER = ".complete"
 STACK_PTH = "_binder_server_stack.pth"
 
@@ -109,6 +105,13 @@ class BuildLock:
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
+    def started(self, group: int) -> None:
+        self.process_groups.append(group)
+        self.write()
+
+    def ended(self, group: int) -> None:
+        self.process_groups.remove(group)
+
 
 class LocalBuildExecutor:
     """Builds into BINDER_DATA_DIR/images/<image>; the image is complete once its marker exists."""
@@ -129,8 +132,7 @@ class LocalBuildExecutor:
             except (OSError, ValueError):
                 lock = {}
             for group in lock.get("process_groups", []):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(group, signal.SIGKILL)
+                kill_group(group)
             lock_path.unlink(missing_ok=True)
             removed.append(lock_path.stem)
         for folder in self.store.incomplete():
@@ -162,12 +164,7 @@ class LocalBuildExecutor:
             target.mkdir(parents=True)
             self.locks_dir.mkdir(parents=True, exist_ok=True)
             lock.write()
-            await asyncio.wait_for(self._build_into(target, request, emit, lock), self.config.build_timeout)
-        except asyncio.TimeoutError:
-            shutil.rmtree(target, ignore_errors=True)
-            raise BuildFailed(
-                f"The build took longer than BINDER_BUILD_TIMEOUT={self.config.build_timeout}s and was stopped."
-            ) from None
+            await within_build_timeout(self._build_into(target, request, emit, lock), self.config.build_timeout)
         except UnsupportedRepository as error:
             shutil.rmtree(target, ignore_errors=True)
             raise BuildFailed(str(error)) from None
@@ -270,27 +267,13 @@ class LocalBuildExecutor:
                     what="uv venv (server)",
                 )
                 await self._run(
-                    [
-                        *_uv(),
-                        "pip",
-                        "install",
-                        "--compile-bytecode",
-                        "--python",
-                        python,
-                        # The hub's own version where the Python allows it, else the newest that runs.
-                        f"jupyterhub>=4,<={installed_version('jupyterhub')}",
-                        "jupyterlab>=4,<5",
-                        "notebook>=7,<8",
-                        "ipykernel>=6",
-                    ],
+                    [*_uv(), "pip", "install", "--compile-bytecode", "--python", python, *server_stack()],
                     emit,
                     lock,
                     what="installing the Jupyter server",
                 )
-                # jsonschema imports rfc3987-syntax when present, which builds a grammar for
-                # 1.8 s on every server start; format checks of IRIs are not worth that.
                 await self._run(
-                    [*_uv(), "pip", "uninstall", "--python", python, "rfc3987-syntax"],
+                    [*_uv(), "pip", "uninstall", "--python", python, *TRIMMED_PACKAGES],
                     emit,
                     lock,
                     what="trimming the Jupyter server",
@@ -309,53 +292,14 @@ class LocalBuildExecutor:
         lock: BuildLock,
         *,
         what: str,
-        phase: str = "building",
+        phase: Phase = "building",
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        """Run one build step, streaming its output as events; BuildFailed with its tail if it fails."""
+        """A build step whose process group the lock file records; uv never downloads a Python itself."""
         step_env = dict(env or os.environ)
         step_env.update({"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            cwd=cwd,
-            env=step_env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        lock.process_groups.append(process.pid)
-        lock.write()
-        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        try:
-            assert process.stdout is not None
-            async for raw in process.stdout:
-                line = raw.decode(errors="replace").rstrip()
-                if line:
-                    tail.append(line)
-                    await emit(progress(phase, line))  # type: ignore[arg-type]
-            code = await process.wait()
-        except BaseException:
-            _kill_group(process.pid)
-            await process.wait()
-            raise
-        finally:
-            lock.process_groups.remove(process.pid)
-        # Whatever the step left running in its group (a daemon of postBuild) ends with it.
-        _kill_group(process.pid)
-        if code < 0:
-            raise BuildFailed(f"{what} was killed ({_signal_name(-code)}).", list(tail))
-        if code != 0:
-            raise BuildFailed(f"{what} failed (exit code {code}).", list(tail))
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:  # real-time signals have no name
-        return f"signal {number}"
+        await run_step(command, emit, what=what, phase=phase, cwd=cwd, env=step_env, groups=lock)
 
 
 def _out_of_space(error: BaseException) -> bool:
@@ -365,28 +309,10 @@ def _out_of_space(error: BaseException) -> bool:
     return any("No space left on device" in line for line in getattr(error, "log_tail", []))
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In a build step's child: be killed when the scheduler's process dies (Linux), however it dies.
-
-    A killed BuildScheduler cannot stop its steps; without this they would run on until the
-    restarted scheduler's cleanup finds their process groups in the lock file.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _uv() -> list[str]:
     """uv from this Python's environment (where pip put it), else from PATH."""
     beside = Path(sys.executable).with_name("uv")
     return [str(beside) if beside.exists() else "uv"]
-
-
-def _kill_group(group: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(group, signal.SIGKILL)
 
 
 def _site_packages(env_dir: Path) -> Path:

@@ -171,28 +171,6 @@ def test_simultaneous_first_launches_share_one_docker_build(docker_stack, git_se
     assert ray.get(docker_stack.actors.build_scheduler.stats.remote()).builds_started == before + 1
 
 
-def test_executor_joins_a_second_build_of_the_same_image(engine, git_server: GitServer):
-    sha = git_server.add("docker-joined", {"requirements.txt": "tabulate==0.9.0\n", "extra.txt": "joined\n"})
-    request = BuildRequest.for_ref(resolved_ref(git_server.url("docker-joined"), sha))
-    executor = DockerBuildExecutor(BinderConfig(builder="docker"))
-    first: list[BinderEvent] = []
-    second: list[BinderEvent] = []
-
-    async def both() -> None:
-        async def collect(into: list[BinderEvent]):
-            async def emit(event: BinderEvent) -> None:
-                into.append(event)
-
-            await executor.build(request, emit)
-
-        await asyncio.gather(collect(first), collect(second))
-
-    asyncio.run(both())
-    assert engine.images.get(request.image)
-    assert any("Successfully tagged" in e.message for e in first)
-    assert [e.message for e in second] == [f"Joining the running build of {request.image}\n"]
-
-
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
@@ -250,6 +228,7 @@ INTERRUPTED_BUILD = """
 import asyncio, sys
 from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import BinderConfig
+from binder_actors.models import BuildRequest
 
 async def emit(event):
     print(event.message, end="", flush=True)

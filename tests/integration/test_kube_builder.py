@@ -17,12 +17,8 @@ import binder_actors.builders.kubernetes as kube
 from binder_actors.actors.build_scheduler import BuildScheduler
 from binder_actors.actors.image_cache import ImageCache
 from binder_actors.builders import BuildFailed
-from binder_actors.builders.kubernetes import (
-    BuildPodSettings,
-    KubernetesBuildExecutor,
-    make_build_pod,
-    make_request_pod,
-)
+from binder_actors.builders.kube_pod import BuildPodSettings, make_build_pod, make_request_pod
+from binder_actors.builders.kubernetes import KubernetesBuildExecutor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest, BuildSchedulerStats

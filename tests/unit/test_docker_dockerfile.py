@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build
-from binder_actors.builders.docker import make_dockerfile, registry_host
+from binder_actors.builders.docker import registry_host
+from binder_actors.builders.dockerfile import make_dockerfile
 
 
 def dockerfile(tmp_path: Path, files: dict[str, str]) -> list[str]:
