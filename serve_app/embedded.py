@@ -137,14 +137,10 @@ def docker_hub_environment(config: BinderConfig) -> dict[str, str]:
     return {"BINDER_HUB_IP": ensure_network(engine_client(), config.docker_network)}
 
 
-def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
-    hub_dir = config.data_dir / "hub"
-    hub_dir.mkdir(parents=True, exist_ok=True)
-    port = config.hub_port or free_port()
-    # The hub's config loads BinderConfig from this environment; the BINDER_HUB_* variables below are
-    # what it cannot know: the ports picked now, the proxy's path and the service's token.
-    env = {
-        **os.environ,
+def hub_environment(config: BinderConfig, port: int, token: str) -> dict[str, str]:
+    """What the embedded hub's config reads: BinderConfig's own variables, and the BINDER_HUB_* ones it
+    cannot know (the ports picked now, the proxy's path, the service's token)."""
+    return {
         **config_environment(config),
         "BINDER_HUB_PORT": str(port),
         "BINDER_HUB_API_PORT": str(free_port()),
@@ -153,6 +149,13 @@ def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
         "BINDER_HUB_API_TOKEN": token,
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
+
+
+def start_hub(config: BinderConfig, token: str) -> EmbeddedHub:
+    hub_dir = config.data_dir / "hub"
+    hub_dir.mkdir(parents=True, exist_ok=True)
+    port = config.hub_port or free_port()
+    env = {**os.environ, **hub_environment(config, port, token)}
     if config.builder == "docker":
         env.update(docker_hub_environment(config))
     hub = EmbeddedHub(url=f"http://127.0.0.1:{port}/", env=env, log_path=hub_dir / "jupyterhub.log")

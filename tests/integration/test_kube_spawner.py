@@ -25,8 +25,9 @@ import httpx
 import kubernetes_validate
 import pytest
 
+from binder_actors.config import BinderConfig
 from binder_actors.hub import HubClient, HubError
-from serve_app.embedded import HUB_CONFIG, free_port, proxy_command
+from serve_app.embedded import HUB_CONFIG, free_port, hub_environment
 from tests.helpers import wait_for
 from tests.kube_emulator import KubeEmulator
 from tests.kubelet import ProcessKubelet
@@ -76,17 +77,10 @@ def kube_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeHub]:
         ProcessKubelet(emulator, root / "pods", f"{venv_bin}:/usr/bin:/bin", SESSION_SELECTOR) as kubelet,
     ):
         port, server_port, token = free_port(), free_port(), secrets.token_hex(32)
+        config = BinderConfig(data_dir=root, builder="kubernetes", kube_namespace=NS)
         env = {
             **{key: value for key, value in os.environ.items() if not key.startswith("KUBERNETES_")},
-            "BINDER_DATA_DIR": str(root),
-            "BINDER_HUB_PORT": str(port),
-            "BINDER_HUB_API_PORT": str(free_port()),
-            "BINDER_HUB_PROXY_API_PORT": str(free_port()),
-            "BINDER_HUB_PROXY_COMMAND": proxy_command(),
-            "BINDER_HUB_API_TOKEN": token,
-            "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
-            "BINDER_BUILDER": "kubernetes",
-            "BINDER_KUBE_NAMESPACE": NS,
+            **hub_environment(config, port, token),
             "KUBECONFIG": str(emulator.write_kubeconfig(root / "kubeconfig", NS)),
         }
         # Per-test settings the chart would give: the server port (pods share 127.0.0.1 here) and resources.
