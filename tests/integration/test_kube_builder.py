@@ -3,56 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import ray
 from kubernetes.client import CoreV1Api
 
 import binder_actors.builders.kubernetes as kube
-from binder_actors.actors.build_scheduler import BuildScheduler
-from binder_actors.actors.image_cache import ImageCache
 from binder_actors.builders import BuildFailed
 from binder_actors.builders.kube_pod import BuildPodSettings, make_build_pod, make_request_pod
 from binder_actors.builders.kubernetes import KubernetesBuildExecutor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
-from binder_actors.models import BuildRequest, BuildSchedulerStats
-from binder_actors.providers.base import ResolvedRef
-from tests.helpers import wait_for
+from tests.kube_builds import DEADLINE, NS, posts, r2d, request_for, run
 from tests.kube_emulator import KubeEmulator
-from tests.registry import RunningRegistry, push_image, start_registry
-
-T = TypeVar("T")
-NS = "default"
-DEADLINE = 10.0
-
-
-def r2d(message: str, phase: str = "building") -> str:
-    """One line of `repo2docker --json-logs`."""
-    return json.dumps({"message": message + "\n", "phase": phase})
-
-
-def request_for(
-    repo: str = "binder-examples/requirements",
-    sha: str = "0123456789abcdef",
-    image_prefix: str = "registry.example.org/binder/",
-) -> BuildRequest:
-    resolved = ResolvedRef(
-        provider="gh",
-        spec=f"{repo}/HEAD",
-        repo_url=f"https://github.com/{repo}",
-        unresolved_ref="HEAD",
-        resolved_ref=sha,
-        build_slug=repo,
-        ref_url=f"https://github.com/{repo}/tree/{sha}",
-        persistent_spec=f"{repo}/{sha}",
-    )
-    return BuildRequest.for_ref(resolved, image_prefix=image_prefix)
 
 
 class Events:
@@ -78,12 +43,6 @@ class Events:
         return [event.message.rstrip("\n") for event in self.events]
 
 
-@pytest.fixture
-def emulator() -> Iterator[KubeEmulator]:
-    with KubeEmulator() as emulator:
-        yield emulator
-
-
 def executor_for(emulator: KubeEmulator, **settings: Any) -> KubernetesBuildExecutor:
     config = BinderConfig(builder="kubernetes", kube_namespace=NS, build_push_secret="", **settings)
     return KubernetesBuildExecutor(config, CoreV1Api(emulator.api_client()))
@@ -92,14 +51,6 @@ def executor_for(emulator: KubeEmulator, **settings: Any) -> KubernetesBuildExec
 async def kubelet(emulator: KubeEmulator, condition: Callable[[], bool]) -> None:
     """Wait, without blocking the event loop, until the emulator's state satisfies `condition`."""
     await asyncio.to_thread(emulator.wait_for, condition, DEADLINE)
-
-
-def run(scenario: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(asyncio.wait_for(scenario(), 3 * DEADLINE))
-
-
-def posts(emulator: KubeEmulator) -> int:
-    return sum(1 for method, _ in emulator.requests if method == "POST")
 
 
 def test_build_relays_phases_and_json_logs_then_deletes_its_pod(emulator: KubeEmulator) -> None:
@@ -362,149 +313,3 @@ def test_recover_returns_the_requests_of_build_pods_still_running(emulator: Kube
 
 
 # A restarted BuildScheduler, as a Ray actor, with ImageCache beside it and a real registry.
-
-SCHEDULER_NAMESPACE = "binder-kube-recovery"
-ACTOR_START = 60.0  # a scheduler with a runtime_env of its own starts in a fresh worker process
-
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    """The Ray the other integration tests started, else a small one for this module."""
-    if ray.is_initialized():
-        yield
-        return
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=SCHEDULER_NAMESPACE)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
-    running = start_registry(tmp_path_factory.mktemp("kube-registry"))
-    yield running
-    running.stop()
-
-
-class Cluster:
-    """The actors a restart leaves: schedulers that come and go, one ImageCache, all on the emulator."""
-
-    def __init__(self, emulator: KubeEmulator, registry: RunningRegistry, root: Path) -> None:
-        self.emulator = emulator
-        self.registry = registry
-        self.config = BinderConfig(
-            data_dir=root,
-            namespace=SCHEDULER_NAMESPACE,
-            builder="kubernetes",
-            kube_namespace=NS,
-            build_push_secret="",
-            registry="oci",
-            registry_url=registry.url,
-            image_prefix=f"{registry.host}/binder/",
-            image_cache_miss_ttl=3600,  # a miss stays cached: only a told ImageCache finds the image
-        )
-        self.kubeconfig = emulator.write_kubeconfig(root / "kubeconfig", NS)
-        self.actors: list[Any] = []
-        self.image_cache = self._keep(
-            ray.remote(ImageCache)
-            .options(name="ImageCache", namespace=SCHEDULER_NAMESPACE, num_cpus=0)
-            .remote(self.config)
-        )
-
-    def _keep(self, handle: Any) -> Any:
-        self.actors.append(handle)
-        return handle
-
-    def start_scheduler(self) -> Any:
-        """A BuildScheduler that reaches the emulator through its kubeconfig, as in a pod it reaches the API."""
-        runtime_env = {"env_vars": {"KUBECONFIG": str(self.kubeconfig)}}
-        return self._keep(ray.remote(BuildScheduler).options(num_cpus=0, runtime_env=runtime_env).remote(self.config))
-
-    def request(self, sha: str) -> BuildRequest:
-        """A build of its own: the registry outlives each test."""
-        return request_for(sha=sha, image_prefix=self.config.image_prefix)
-
-    def push(self, image: str) -> None:
-        """What repo2docker's --push does at the end of a build."""
-        repository, tag = image.removeprefix(f"{self.registry.host}/").rsplit(":", 1)
-        push_image(self.registry.url, repository, tag)
-
-    def stop(self) -> None:
-        for handle in self.actors:
-            ray.kill(handle, no_restart=True)
-
-
-@pytest.fixture
-def cluster(emulator: KubeEmulator, registry: RunningRegistry, tmp_path: Path, ray_session: None) -> Iterator[Cluster]:
-    running = Cluster(emulator, registry, tmp_path)
-    yield running
-    running.stop()
-
-
-def test_restarted_scheduler_follows_the_build_pod_left_running_and_records_its_image(
-    cluster: Cluster, emulator: KubeEmulator
-) -> None:
-    request = cluster.request("a" * 40)
-    assert ray.get(cluster.image_cache.exists.remote(request.image)) is False  # a miss, now cached
-
-    first = cluster.start_scheduler()
-    started = first.build.remote(request)  # the request that started the build; its caller goes too
-    emulator.wait_for(lambda: emulator.pod(request.build_name) is not None, ACTOR_START)
-    emulator.set_phase(request.build_name, "Running")
-    emulator.log(request.build_name, r2d("Step 1/2 : FROM x"))
-    ray.kill(first, no_restart=True)  # no cleanup runs: the pod builds on
-    del started
-
-    second = cluster.start_scheduler()
-    assert ray.get(second.running.remote(), timeout=ACTOR_START) == [request.image]  # found by label, not asked
-    # It follows the pod: its create was refused (409) and it watches the pod.
-    wait_for(lambda: posts(emulator) == 2, DEADLINE, "the second scheduler to join the pod")
-    emulator.wait_for(lambda: emulator.streams(request.build_name) > 0)
-    cluster.push(request.image)
-    emulator.log(request.build_name, r2d("Pushing image", "pushing"))
-    emulator.set_phase(request.build_name, "Succeeded")
-
-    emulator.wait_for(lambda: emulator.pod(request.build_name) is None)  # the finished pod is deleted
-    wait_for(
-        lambda: ray.get(cluster.image_cache.exists.remote(request.image)), DEADLINE, "ImageCache to know the image"
-    )
-    assert ray.get(second.running.remote()) == []
-    assert ray.get(second.stats.remote()) == BuildSchedulerStats(builds_started=0, building=0, queued=0)
-    assert posts(emulator) == 2  # one pod: the first scheduler's
-
-
-def test_request_during_recovery_joins_the_followed_build(cluster: Cluster, emulator: KubeEmulator) -> None:
-    request = cluster.request("b" * 40)
-    # The pod a scheduler that has since died started.
-    pod = make_request_pod(request, BuildPodSettings.from_config(cluster.config))
-    emulator.add_pod(emulator.api_client().sanitize_for_serialization(pod), NS)
-    emulator.set_phase(request.build_name, "Running")
-    emulator.log(request.build_name, r2d("Step 1/2 : FROM x"))
-
-    scheduler = cluster.start_scheduler()
-    assert ray.get(scheduler.running.remote(), timeout=ACTOR_START) == [request.image]
-    wait_for(lambda: posts(emulator) == 1, DEADLINE, "the restarted scheduler to join the pod")
-
-    async def launch_meanwhile() -> list[BinderEvent]:
-        events = []
-        async for ref in scheduler.build.remote(request):
-            event = await ref
-            events.append(event)
-            if "Step 1/2" in event.message:  # the backlog arrived: let the build end
-                emulator.log(request.build_name, r2d("Step 2/2 : RUN"))
-                await asyncio.to_thread(cluster.push, request.image)
-                emulator.set_phase(request.build_name, "Succeeded")
-        return events
-
-    events = run(launch_meanwhile)
-    assert [event.message.rstrip("\n") for event in events] == [
-        "A build of this image is already running: following it",
-        "Step 1/2 : FROM x",
-        "Step 2/2 : RUN",
-        "Built image, launching...",
-    ]
-    assert events[-1].phase == "built"
-    assert posts(emulator) == 1  # the recovered build's refused create; the request started nothing
-    assert ray.get(scheduler.stats.remote()).builds_started == 0
-    emulator.wait_for(lambda: emulator.pod(request.build_name) is None)
