@@ -260,13 +260,13 @@ class AccessPolicy:
     """One deployment's access rules; the rate limiter's counts live in this replica."""
 
     def __init__(self, config: BinderConfig, clock: Callable[[], float] = time.time) -> None:
-        self.ban_networks = parse_networks(config.ban_networks)
-        self.trusted_proxies = parse_networks(config.trusted_proxies)
-        self.rate_limiter = RateLimiter(config.rate_limit, clock=clock) if config.rate_limit > 0 else None
-        self.token_secret = config.build_token_secret.get_secret_value()
-        self.token_expires = config.build_token_expires
-        self.check_origin = config.build_token_check_origin
-        self.cors_allow_origin = config.cors_allow_origin
+        self.ban_networks = parse_networks(config.access.ban_networks)
+        self.trusted_proxies = parse_networks(config.access.trusted_proxies)
+        self.rate_limiter = RateLimiter(config.access.rate_limit, clock=clock) if config.access.rate_limit > 0 else None
+        self.token_secret = config.access.build_token_secret.get_secret_value()
+        self.token_expires = config.access.build_token_expires
+        self.check_origin = config.access.build_token_check_origin
+        self.cors_allow_origin = config.access.cors_allow_origin
         self.api_only = config.api_only
 
     def page_token(self, provider_spec: str, headers: Mapping[str, str]) -> str | None:

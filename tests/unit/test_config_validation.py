@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from binder_actors.config import BinderConfig, ConfigError
+from binder_actors.config_groups import FLAT_NAMES, GROUPS
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +138,11 @@ def test_a_refused_registry_url_is_not_repeated(url: str) -> None:
     ],
 )
 def test_good_values_load(settings: dict[str, Any]) -> None:
-    assert set(settings) <= BinderConfig(**settings).model_fields_set
+    config = BinderConfig(**settings)
+    set_names = set(config.model_fields_set)
+    for group in GROUPS:  # a group's settings, by the flat names given
+        set_names |= {FLAT_NAMES[(group, name)] for name in getattr(config, group).model_fields_set}
+    assert set(settings) <= set_names
 
 
 def test_serve_with_a_bad_setting_says_which_and_exits_2(
