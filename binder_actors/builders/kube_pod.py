@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from kubernetes import client as k8s
@@ -41,18 +40,9 @@ _TOLERATION_FIELDS = {
 }
 
 
-def quantity(setting: str, value: str) -> Decimal:
-    """The bytes a Kubernetes quantity ("2Gi", "512M") means; ValueError naming `setting` if it is not one."""
-    try:
-        number: Decimal | None = Decimal(parse_quantity(value))
-    except ValueError:
-        number = None
-    if number is None or number < 0:  # the client's parser takes "-1Gi", which no memory size is
-        raise ValueError(
-            f"{setting} {value!r} is not a Kubernetes quantity: write a number with an optional suffix "
-            "(Ki, Mi, Gi, Ti, k, M, G, T, ...), for example 2Gi or 512M"
-        )
-    return number
+def memory_bytes(value: str) -> int:
+    """The bytes of a Kubernetes memory quantity ("2Gi", "512M"), which BinderConfig checked when it loaded."""
+    return int(parse_quantity(value))
 
 
 def rendezvous_node(repo_url: str, nodes: Iterable[str]) -> str | None:
@@ -90,28 +80,6 @@ class BuildPodSettings:
     sticky_nodes: list[str] = field(default_factory=list)
     anti_affinity: bool = True
     timeout: int = 0
-
-    def __post_init__(self) -> None:
-        # Fail when the deployment starts, not on the first build of a user.
-        if self.docker_socket not in (*DOCKER_SOCKET_PATHS, "none"):
-            raise ValueError(f"build_docker_socket must be host, dind, podman or none, not {self.docker_socket!r}")
-        limits = {
-            name: quantity(name, value)
-            for name, value in (
-                ("build_memory_request", self.memory_request),
-                ("build_memory_limit", self.memory_limit),
-            )
-            if value
-        }
-        if len(limits) == 2 and limits["build_memory_request"] > limits["build_memory_limit"]:
-            raise ValueError(
-                f"build_memory_request {self.memory_request} is more than build_memory_limit {self.memory_limit}; "
-                "Kubernetes refuses such a pod"
-            )
-        for toleration in self.tolerations:
-            unknown = set(toleration) - set(_TOLERATION_FIELDS)
-            if unknown:
-                raise ValueError(f"unknown toleration fields {sorted(unknown)}; known: {sorted(_TOLERATION_FIELDS)}")
 
     @classmethod
     def from_config(cls, config: BinderConfig) -> BuildPodSettings:
@@ -164,7 +132,7 @@ def repo2docker_args(*, image: str, repo_url: str, ref: str, settings: BuildPodS
         args.append("--push")
     if settings.memory_limit:
         # repo2docker's own byte strings have no binary suffixes: hand it plain bytes.
-        args += ["--build-memory-limit", str(int(quantity("build_memory_limit", settings.memory_limit)))]
+        args += ["--build-memory-limit", str(memory_bytes(settings.memory_limit))]
     return [*args, *settings.extra_args, repo_url]
 
 
