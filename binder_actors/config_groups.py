@@ -1,19 +1,12 @@
 """The groups of BinderConfig's settings by concern (registry, docker, kubernetes, quotas, access, culling),
-and the one mapping that keeps every setting's flat name (BINDER_DOCKER_NETWORK, YAML docker_network) working.
+and the one mapping, derived from them, from each setting's flat name (docker_network) to its group field.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
-from pathlib import Path
-from types import UnionType
-from typing import Any, ClassVar, Literal, get_origin
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from binder_actors import config_checks
 
@@ -325,82 +318,3 @@ def fold_flat(values: Any) -> Any:
         else:
             folded[key] = value
     return folded | groups
-
-
-class FlatSettingsSource(PydanticBaseSettingsSource):
-    """Group settings read by their flat names, from env vars (BINDER_DOCKER_NETWORK) or secret files
-    (docker_network), as pydantic-settings reads a top-level one: lists and mappings are JSON.
-    """
-
-    def __init__(
-        self, settings_cls: type[BaseSettings], read: Callable[[str], str | None], where: Callable[[str], str]
-    ) -> None:
-        super().__init__(settings_cls)
-        self._read = read
-        self._where = where  # where a flat setting was read, for an error: its env var or its file
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ reads the flat names itself
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, dict[str, Any]] = {}
-        for flat, (group, name) in FLAT_SETTINGS.items():
-            raw = self._read(flat)
-            if raw is None:
-                continue
-            field = GROUPS[group].model_fields[name]
-            value: Any = raw
-            if get_origin(field.annotation) in (list, dict, UnionType):  # lists, mappings, list | dict
-                try:
-                    value = json.loads(raw)
-                except ValueError:
-                    raise config_checks.ConfigError(
-                        f"{self._where(flat)}: not JSON; lists and mappings are written as JSON"
-                    ) from None
-            values.setdefault(group, {})[name] = value
-        return values
-
-
-def flat_env_source(settings_cls: type[BaseSettings]) -> FlatSettingsSource:
-    """BINDER_<FLAT NAME> env vars (case-insensitive, as pydantic-settings reads env vars)."""
-    environ = {name.upper(): value for name, value in os.environ.items() if name.upper().startswith("BINDER_")}
-    return FlatSettingsSource(
-        settings_cls, lambda flat: environ.get(f"BINDER_{flat.upper()}"), lambda flat: f"BINDER_{flat.upper()}"
-    )
-
-
-def flat_secrets_source(settings_cls: type[BaseSettings], folder: Path) -> FlatSettingsSource:
-    """One file per setting in `folder`, named by its flat name (registry_password)."""
-
-    def read(flat: str) -> str | None:
-        path = folder / flat
-        return path.read_text().strip() if path.is_file() else None
-
-    return FlatSettingsSource(settings_cls, read, lambda flat: str(folder / flat))
-
-
-class GroupEnvSource(EnvSettingsSource):
-    """pydantic-settings' env source, leaving BINDER_REGISTRY=oci (the flat registry kind, read by the flat
-    source) alone instead of failing to read it as the JSON of the whole registry group.
-    """
-
-    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
-        if field_name in GROUPS and isinstance(value, str) and not value.lstrip().startswith("{"):
-            value = None  # only BINDER_REGISTRY__URL-style variables then make up the group
-        return super().prepare_field_value(field_name, field, value, value_is_complex)
-
-
-class FoldedSource(PydanticBaseSettingsSource):
-    """Another source (arguments, the YAML file) with its flat settings moved into their groups, so a
-    source's precedence holds whichever form it used.
-    """
-
-    def __init__(self, source: PydanticBaseSettingsSource) -> None:
-        super().__init__(source.settings_cls)
-        self._source = source
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ asks the wrapped source
-
-    def __call__(self) -> dict[str, Any]:
-        return fold_flat(self._source())
