@@ -330,14 +330,15 @@ class BinderConfig(BaseSettings):
         Each group setting also comes by its flat name: folded into its group in arguments and the YAML
         file, read by its flat name from env vars and secret files.
         """
-        sources = [FoldedSource(init_settings), GroupEnvSource(settings_cls), flat_env_source(settings_cls)]
+        # Within a source the flat name, the documented one, beats the group form (BINDER_DOCKER__NETWORK).
+        sources = [FoldedSource(init_settings), flat_env_source(settings_cls), GroupEnvSource(settings_cls)]
         secrets_dir = os.environ.get("BINDER_SECRETS_DIR")
         if secrets_dir:
             if not Path(secrets_dir).is_dir():
                 raise ConfigError(f"BINDER_SECRETS_DIR: {secrets_dir} is not a folder")
             # One file per setting, named as the setting (hub_api_token): a Kubernetes secret mounted as a volume.
-            sources.append(GroupSecretsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
             sources.append(flat_secrets_source(settings_cls, Path(secrets_dir)))
+            sources.append(GroupSecretsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
         config_file = os.environ.get("BINDER_CONFIG_FILE")
         if config_file:
             if not Path(config_file).is_file():

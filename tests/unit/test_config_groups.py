@@ -125,6 +125,10 @@ def test_a_bad_value_is_reported_under_its_flat_env_var(
         ({"env": ("BINDER_QUOTAS__MAX_SESSIONS", "5")}, {"yaml": {"max_sessions": 9}}, 5),
         ({"keyword": {"max_sessions": 4}}, {"env": ("BINDER_QUOTAS__MAX_SESSIONS", "5")}, 4),  # arguments beat env
         ({"keyword": {"quotas": {"max_sessions": 4}}}, {"env": ("BINDER_MAX_SESSIONS", "5")}, 4),
+        # within one source the flat (documented) name wins
+        ({"env": ("BINDER_MAX_SESSIONS", "5")}, {"env": ("BINDER_QUOTAS__MAX_SESSIONS", "6")}, 5),
+        ({"keyword": {"max_sessions": 4}}, {"keyword": {"quotas": {"max_sessions": 7}}}, 4),
+        ({"yaml": {"max_sessions": 9, "quotas": {"max_sessions": 8}}}, {}, 9),
     ],
 )
 def test_a_source_keeps_its_precedence_whichever_form_it_uses(
