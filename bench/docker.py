@@ -22,7 +22,7 @@ REPOSITORY = {"requirements.txt": "tabulate==0.9.0\n"}
 def available() -> bool:
     """dockerd answers and has the base image: `make bench` includes this benchmark only then."""
     try:
-        engine_client(timeout=10).images.get(BinderConfig().docker_base_image)
+        engine_client(timeout=10).images.get(BinderConfig().docker.base_image)
     except (DockerUnavailable, DockerException):
         return False
     return True
@@ -44,7 +44,7 @@ def cached_launches(builder: Literal["local", "docker"]) -> tuple[float, list[fl
 def run() -> dict[str, object]:
     if not available():
         raise DockerUnavailable(
-            f"The docker benchmark needs dockerd and {BinderConfig().docker_base_image}; {SETUP_HINT}."
+            f"The docker benchmark needs dockerd and {BinderConfig().docker.base_image}; {SETUP_HINT}."
         )
     record: dict[str, object] = {"repository": REPOSITORY}
     medians = {}

@@ -84,7 +84,7 @@ async def staged_launch(actors: ActorHandles, provider: str, spec: str, image_pr
 
 async def _staged_round(bench: BenchStack, provider_spec: str, concurrent: int) -> list[dict[str, float | str]]:
     provider, spec = provider_spec.split("/", 1)
-    prefix = bench.stack.config.image_prefix
+    prefix = bench.stack.config.registry.image_prefix
     if concurrent == 1:
         return [await staged_launch(bench.actors, provider, spec, prefix) for _ in range(LAUNCHES)]
     return list(await asyncio.gather(*(staged_launch(bench.actors, provider, spec, prefix) for _ in range(concurrent))))

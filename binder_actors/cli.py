@@ -168,7 +168,7 @@ def _build(args: argparse.Namespace) -> int:
     except (InvalidSpec, ResolveError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    request = BuildRequest.for_ref(resolved, config.image_prefix)
+    request = BuildRequest.for_ref(resolved, config.registry.image_prefix)
     image = request.image
     store = LocalImageStore(config.images_dir)
     if store.read(image) is None:

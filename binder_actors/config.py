@@ -5,14 +5,19 @@ hub through `config_environment`), so every part of one deployment agrees.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import to_json
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
@@ -20,6 +25,22 @@ from pydantic_settings import (
 )
 
 from binder_actors import config_checks
+from binder_actors.config_checks import ConfigError
+from binder_actors.config_groups import (
+    FLAT_NAMES,
+    FLAT_SETTINGS,
+    GROUPS,
+    AccessSettings,
+    CullingSettings,
+    DockerSettings,
+    KubernetesSettings,
+    QuotaSettings,
+    RegistrySettings,
+    SpecConfig,
+    fold_flat,
+)
+
+__all__ = ["BinderConfig", "ConfigError", "ProviderSettings", "SpecConfig", "config_environment"]
 
 # The source checkout (tests, manifests, node_modules); an installed wheel has no such folder.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -33,10 +54,6 @@ def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "binder-actors"
 
 
-class ConfigError(ValueError):
-    """Settings that cannot work, each named by its env var with what is wrong."""
-
-
 class _YamlFileSource(YamlConfigSettingsSource):
     """pydantic-settings' YAML source, refusing a file that is not a mapping of setting: value."""
 
@@ -45,13 +62,6 @@ class _YamlFileSource(YamlConfigSettingsSource):
         if not isinstance(content, dict):
             raise ConfigError(f"BINDER_CONFIG_FILE: {file_path} must hold a mapping of setting: value")
         return content
-
-
-class SpecConfig(BaseModel):
-    """An override for the specs a pattern matches (BinderHub's spec_config)."""
-
-    pattern: str
-    quota: int | None = Field(None, ge=0)
 
 
 class ProviderSettings(BaseModel):
@@ -78,8 +88,99 @@ class ProviderSettings(BaseModel):
     )
 
 
+class FlatSettingsSource(PydanticBaseSettingsSource):
+    """Group settings read by their flat names, from env vars (BINDER_DOCKER_NETWORK) or secret files
+    (docker_network), as pydantic-settings reads a top-level one: lists and mappings are JSON.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], read: Callable[[str], str | None], where: Callable[[str], str]
+    ) -> None:
+        super().__init__(settings_cls)
+        self._read = read
+        self._where = where  # where a flat setting was read, for an error: its env var or its file
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the flat names itself
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, dict[str, Any]] = {}
+        for flat, (group, name) in FLAT_SETTINGS.items():
+            raw = self._read(flat)
+            if raw is None:
+                continue
+            field = GROUPS[group].model_fields[name]
+            value: Any = raw
+            if get_origin(field.annotation) in (list, dict, UnionType):  # lists, mappings, list | dict
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    raise ConfigError(
+                        f"{self._where(flat)}: not JSON; lists and mappings are written as JSON"
+                    ) from None
+            values.setdefault(group, {})[name] = value
+        return values
+
+
+def flat_env_source(settings_cls: type[BaseSettings]) -> FlatSettingsSource:
+    """BINDER_<FLAT NAME> env vars (case-insensitive, as pydantic-settings reads env vars)."""
+    environ = {name.upper(): value for name, value in os.environ.items() if name.upper().startswith("BINDER_")}
+    return FlatSettingsSource(
+        settings_cls, lambda flat: environ.get(f"BINDER_{flat.upper()}"), lambda flat: f"BINDER_{flat.upper()}"
+    )
+
+
+def flat_secrets_source(settings_cls: type[BaseSettings], folder: Path) -> FlatSettingsSource:
+    """One file per setting in `folder`, named by its flat name (registry_password)."""
+
+    def read(flat: str) -> str | None:
+        path = folder / flat
+        return path.read_text().strip() if path.is_file() else None
+
+    return FlatSettingsSource(settings_cls, read, lambda flat: str(folder / flat))
+
+
+class _FlatKindLeftAlone:
+    """An env or secrets source leaving BINDER_REGISTRY=oci (the flat registry kind, read by the flat source)
+    alone instead of failing to read it as the JSON of the whole registry group.
+    """
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        if field_name in GROUPS and isinstance(value, str) and not value.lstrip().startswith("{"):
+            value = None  # only BINDER_REGISTRY__URL-style variables then make up the group
+        return super().prepare_field_value(field_name, field, value, value_is_complex)  # type: ignore[misc]
+
+
+class GroupEnvSource(_FlatKindLeftAlone, EnvSettingsSource):
+    """pydantic-settings' env source (BINDER_PORT, BINDER_DOCKER__NETWORK), flat group names left to the flat one."""
+
+
+class GroupSecretsSource(_FlatKindLeftAlone, SecretsSettingsSource):
+    """pydantic-settings' secret files (hub_api_token), flat group names left to the flat one."""
+
+
+class FoldedSource(PydanticBaseSettingsSource):
+    """Another source (arguments, the YAML file) with its flat settings moved into their groups, so a
+    source's precedence holds whichever form it used.
+    """
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ asks the wrapped source
+
+    def __call__(self) -> dict[str, Any]:
+        return fold_flat(self._source())
+
+
 class BinderConfig(BaseSettings):
-    """Settings of one binder-actors deployment."""
+    """Settings of one deployment: the service-wide ones here, the rest in groups by concern.
+
+    Each group field also loads from its flat name (BINDER_DOCKER_NETWORK, YAML docker_network, a
+    secret file docker_network, BinderConfig(docker_network=...)): those are the names users write.
+    """
 
     model_config = SettingsConfigDict(env_prefix="BINDER_", env_nested_delimiter="__", extra="forbid")
 
@@ -89,6 +190,11 @@ class BinderConfig(BaseSettings):
         "",
         description="URL users reach this service at (binder_launch_host); empty means http://<host>:<port>/.",
     )
+    base_url: str = Field("/", description="Path every route is served under (Serve's route_prefix), e.g. /binder/.")
+    api_only: bool = Field(
+        False,
+        description="API-only mode (BinderHub's enable_api_only_mode): no web pages; /build accepts build_only=true.",
+    )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where all state lives: built environments, hub database, logs, build locks.",
@@ -96,10 +202,6 @@ class BinderConfig(BaseSettings):
     namespace: str = Field("binder", description="Ray namespace of the named actors.")
     ray_address: str = Field("", description="Ray cluster to join; empty starts a local Ray (the embedded default).")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs a local Ray offers (embedded default only).")
-
-    cull_timeout: int = Field(600, gt=0, description="Seconds a server may be idle before it is culled.")
-    cull_every: int = Field(60, gt=0, description="Seconds between two culling sweeps.")
-    cull_concurrency: int = Field(10, ge=1, description="Servers culled at once, at most.")
 
     ref_cache_ttl: float = Field(60.0, ge=0, description="Seconds a resolved ref is reused.")
     ref_miss_ttl: float = Field(30.0, ge=0, description="Seconds a ref that could not be found is answered from cache.")
@@ -109,18 +211,9 @@ class BinderConfig(BaseSettings):
     ref_miss_cache_size: int = Field(
         10_000, ge=1, description="Refs not found that RefResolver keeps at most; bounds its memory under bad specs."
     )
-    image_cache_size: int = Field(
-        10_000, ge=1, description="Images ImageCache keeps as found, and as missing, at most (each)."
-    )
     providers: ProviderSettings = Field(
         default_factory=ProviderSettings,
         description="Upstream URLs and credentials per provider (env: BINDER_PROVIDERS__GITHUB_API_URL, ...).",
-    )
-    banned_specs: list[str] = Field(
-        default_factory=list, description="Regexes (case-insensitive, matched at the start) of specs refused."
-    )
-    allowed_specs: list[str] = Field(
-        default_factory=list, description="When set, only specs matching one of these regexes may launch."
     )
     upstream_timeout: float = Field(30.0, gt=0, description="Seconds an upstream call (git, APIs) may take.")
     allow_local_repos: bool = Field(
@@ -132,82 +225,9 @@ class BinderConfig(BaseSettings):
         description="Build backend: local (uv environments), kubernetes (repo2docker build pods) or docker "
         "(images in the local Docker Engine, sessions in containers).",
     )
-    image_prefix: str = Field("", description="Prefix of every image name (a registry path).")
-    registry: Literal["local", "oci", "docker"] = Field(
-        "local",
-        description="Where ImageCache looks images up: local (the store on disk), oci (registry_url) or docker "
-        "(the Docker Engine's images; the default when builder is docker).",
-    )
-    registry_url: str = Field("", description="OCI distribution API registry, e.g. https://registry.example.org.")
-    registry_username: str = Field("", description="User for the registry (Basic auth or its token service).")
-    registry_password: SecretStr = Field(
-        SecretStr(""), description="Password or access token of registry_username (never logged)."
-    )
-    registry_token_url: str = Field(
-        "", description="Token service URL to use instead of the realm the registry names (empty: the realm)."
-    )
-    image_cache_hit_ttl: float = Field(86400.0, ge=0, description="Seconds ImageCache trusts that an image exists.")
-    image_cache_miss_ttl: float = Field(
-        10.0, ge=0, description="Seconds ImageCache trusts that an image is missing (0: ask the registry every time)."
-    )
     python_version: str = Field("3.10", description="Python of a repository that does not ask.")
     build_timeout: int = Field(1800, gt=0, description="Seconds a build may run before it is killed.")
     max_concurrent_builds: int = Field(2, ge=1, description="Builds running at once; the rest queue.")
-    kube_namespace: str = Field("binder", description="Kubernetes namespace of the build pods (builder: kubernetes).")
-    build_image: str = Field(
-        "quay.io/jupyterhub/repo2docker:2024.07.0", description="repo2docker image of the build pods, at a pinned tag."
-    )
-    build_push: bool = Field(True, description="Build pods push the image to the registry of image_prefix (--push).")
-    build_push_secret: str = Field(
-        "binder-build-docker-config",
-        description="Secret holding a docker config.json, mounted at /root/.docker in build pods; empty: none.",
-    )
-    build_registry_credentials: SecretStr = Field(
-        SecretStr(""),
-        description="JSON {registry, username, password} given to build pods as CONTAINER_ENGINE_REGISTRY_CREDENTIALS.",
-    )
-    build_git_credentials: SecretStr = Field(
-        SecretStr(""), description="git credential-helper lines (username=..., password=...) for private repositories."
-    )
-    build_docker_socket: Literal["host", "dind", "podman", "none"] = Field(
-        "host", description="Container engine socket of build pods: the node's docker, a dind or podman daemonset, none"
-    )
-    build_docker_socket_path: str = Field(
-        "", description="Node path of that socket; empty: the default of build_docker_socket."
-    )
-    build_memory_request: str = Field("", description="Memory request of a build pod (Kubernetes quantity, e.g. 1Gi).")
-    build_memory_limit: str = Field("", description="Memory limit of a build pod and its docker build (e.g. 2Gi).")
-    build_node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels build pods require.")
-    build_tolerations: list[dict[str, Any]] = Field(
-        default_factory=list, description="Tolerations of build pods, as in a pod spec (key, operator, value, effect)."
-    )
-    build_service_account: str = Field("", description="Service account of build pods; empty: the namespace default.")
-    build_appendix: str = Field("", description="Dockerfile lines appended to every build (repo2docker --appendix).")
-    build_extra_args: list[str] = Field(default_factory=list, description="More repo2docker arguments, before the URL.")
-    build_image_pull_secrets: list[str] = Field(
-        default_factory=list, description="Secrets for pulling build_image from a private registry."
-    )
-    build_sticky_nodes: list[str] = Field(
-        default_factory=list,
-        description="Builder node names; each repository prefers one of them (rendezvous hashing) to reuse its cache.",
-    )
-    build_max_age: int = Field(
-        14400, gt=0, description="Seconds after which a leftover build pod is deleted on restart."
-    )
-    docker_base_image: str = Field(
-        "binder-base:bookworm", description="Image every docker build starts FROM (cluster/docker/setup-docker.sh)."
-    )
-    docker_base_python: str = Field(
-        "3.11", description="The Python (X.Y) of docker_base_image; repositories asking for another one fail."
-    )
-    docker_use_repo2docker: bool = Field(
-        False, description="Build with `jupyter-repo2docker --no-run` (it must be installed) instead of our Dockerfile."
-    )
-    docker_network: str = Field(
-        "binder-actors", description="Docker network of the session containers; the embedded hub listens on its gateway"
-    )
-    docker_mem_limit: str = Field("", description="Memory limit of a session container (e.g. 2G; empty: none).")
-    docker_cpu_limit: float = Field(0.0, ge=0, description="CPUs a session container may use (e.g. 1.5; 0: no limit).")
 
     hub_url: str = Field(
         "",
@@ -218,99 +238,27 @@ class BinderConfig(BaseSettings):
     )
     hub_port: int = Field(0, ge=0, le=65535, description="Port of the embedded hub's public proxy (0: pick one).")
     launch_timeout: int = Field(600, gt=0, description="Seconds a server may take to become ready.")
-    max_sessions: int = Field(
-        100, ge=0, description="Sessions running at once in total; 0 puts the service in maintenance (no launches)."
-    )
     named_servers: bool = Field(
         False, description="Start each session as a named server of its temporary user (BinderHub's use_named_servers)."
     )
-    max_concurrent_spawns: int = Field(
-        10, ge=1, description="Servers SessionManager asks the hub to start at once; other admitted launches wait."
-    )
-    per_repo_quota: int = Field(0, ge=0, description="Sessions of one repository at once (0: no limit).")
-    per_repo_quota_higher: int = Field(0, ge=0, description="Per-repository quota of specs in high_quota_specs.")
-    high_quota_specs: list[str] = Field(
-        default_factory=list, description="Regexes (case-insensitive) of specs that get per_repo_quota_higher."
-    )
-    spec_config: list[SpecConfig] = Field(
-        default_factory=list, description="Per-spec overrides: [{pattern: regex, quota: N}]; the last match wins."
-    )
-    cull_max_age: int = Field(0, ge=0, description="Seconds after which a server is culled however active (0: never).")
-    session_idle_timeout: int = Field(
-        600, ge=0, description="Seconds without activity after which a server shuts itself down (0: never)."
-    )
-    kernel_idle_timeout: int = Field(
-        600, ge=0, description="Seconds after which a server culls an idle kernel (0: never)."
-    )
 
-    base_url: str = Field("/", description="Path every route is served under (Serve's route_prefix), e.g. /binder/.")
-    api_only: bool = Field(
-        False,
-        description="API-only mode (BinderHub's enable_api_only_mode): no web pages; /build accepts build_only=true.",
-    )
-    ban_networks: dict[str, str] | list[str] = Field(
-        default_factory=dict,
-        description="Networks refused with a 403: JSON {cidr: message shown} or [cidr, ...] (IPv4 and IPv6).",
-    )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
-        description="CIDRs of reverse proxies whose X-Forwarded-For names the client; empty: the peer address counts.",
-    )
-    rate_limit: int = Field(0, ge=0, description="Launches (/build requests) per hour per client IP (0: no limit).")
-    build_token_secret: SecretStr = Field(
-        SecretStr(""),
-        description="HS256 key of the build tokens /v2 pages embed (a valid one skips the rate limit); empty: none.",
-    )
-    build_token_expires: int = Field(600, gt=0, description="Seconds a build token is valid after its page was served.")
-    build_token_check_origin: bool = Field(
-        True, description="Refuse a build token used from another origin (Origin or Host) than the page's."
-    )
-    cors_allow_origin: str = Field(
-        "", description="Access-Control-Allow-Origin of /build and the API routes (* or https://site); empty: none."
-    )
+    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="Image registry and its cache.")
+    docker: DockerSettings = Field(default_factory=DockerSettings, description="The docker builder and sessions.")
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="Build pods.")
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings, description="Sessions allowed at once.")
+    access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
+    culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
 
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise ConfigError(config_checks.describe(error)) from None
+            raise ConfigError(config_checks.describe(error, FLAT_NAMES)) from None
 
-    @field_validator("build_memory_request", "build_memory_limit")
+    @model_validator(mode="before")
     @classmethod
-    def _kube_quantity(cls, value: str) -> str:
-        return config_checks.kube_quantity(value)
-
-    @field_validator("build_tolerations")
-    @classmethod
-    def _tolerations(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return config_checks.tolerations(value)
-
-    @field_validator("ban_networks", "trusted_proxies")
-    @classmethod
-    def _networks(cls, value: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
-        config_checks.networks(value)  # a dict's keys are its networks
-        return value
-
-    @field_validator("banned_specs", "allowed_specs", "high_quota_specs")
-    @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
-        config_checks.patterns(value)
-        return value
-
-    @field_validator("spec_config")
-    @classmethod
-    def _spec_patterns(cls, value: list[SpecConfig]) -> list[SpecConfig]:
-        config_checks.patterns(override.pattern for override in value)
-        return value
-
-    @field_validator("registry_url")
-    @classmethod
-    def _registry_url(cls, value: str) -> str:
-        return config_checks.http_url(
-            value,
-            "https://registry.example.org",
-            "put them in BINDER_REGISTRY_USERNAME and BINDER_REGISTRY_PASSWORD instead",
-        )
+    def _fold_flat_settings(cls, values: Any) -> Any:
+        return fold_flat(values)
 
     @field_validator("hub_url")
     @classmethod
@@ -327,15 +275,9 @@ class BinderConfig(BaseSettings):
     def _base_url(cls, value: str) -> str:
         return config_checks.url_path(value)
 
-    @field_validator("docker_mem_limit")
-    @classmethod
-    def _docker_memory(cls, value: str) -> str:
-        return config_checks.docker_memory(value)
-
     @model_validator(mode="after")
     def _settings_agree(self) -> BinderConfig:
-        config_checks.memory_request_within_limit(self.build_memory_request, self.build_memory_limit)
-        if self.registry == "oci" and not self.registry_url:
+        if self.registry.kind == "oci" and not self.registry.url:
             raise ValueError(
                 "BINDER_REGISTRY_URL is empty; BINDER_REGISTRY=oci needs one, e.g. https://registry.example.org"
             )
@@ -345,9 +287,20 @@ class BinderConfig(BaseSettings):
     def _docker_images_live_in_the_engine(self) -> BinderConfig:
         # The docker builder tags images in the local Engine; looking them up in the local (uv) store
         # could never find one, so builder=docker means registry=docker unless a registry is named.
-        if self.builder == "docker" and "registry" not in self.model_fields_set:
-            self.registry = "docker"
+        if self.builder == "docker" and "kind" not in self.registry.model_fields_set:
+            self.registry.kind = "docker"
         return self
+
+    def with_settings(self, **settings: Any) -> BinderConfig:
+        """A copy with `settings` changed (flat or group names, as BinderConfig(...) takes), checked again."""
+        values = fold_flat({name: getattr(self, name) for name in self.model_fields_set})
+        for name, value in fold_flat(settings).items():
+            group = values.get(name)
+            values[name] = group | value if isinstance(group, dict) and isinstance(value, dict) else value
+        try:
+            return type(self).model_validate(values)
+        except ValidationError as error:
+            raise ConfigError(config_checks.describe(error, FLAT_NAMES)) from None
 
     @property
     def images_dir(self) -> Path:
@@ -372,19 +325,25 @@ class BinderConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Arguments, then BINDER_* env vars, then secret files, then the YAML file, then the defaults."""
-        sources = [init_settings, env_settings]
+        """Arguments, then BINDER_* env vars, then secret files, then the YAML file, then the defaults.
+
+        Each group setting also comes by its flat name: folded into its group in arguments and the YAML
+        file, read by its flat name from env vars and secret files.
+        """
+        # Within a source the flat name, the documented one, beats the group form (BINDER_DOCKER__NETWORK).
+        sources = [FoldedSource(init_settings), flat_env_source(settings_cls), GroupEnvSource(settings_cls)]
         secrets_dir = os.environ.get("BINDER_SECRETS_DIR")
         if secrets_dir:
             if not Path(secrets_dir).is_dir():
                 raise ConfigError(f"BINDER_SECRETS_DIR: {secrets_dir} is not a folder")
             # One file per setting, named as the setting (hub_api_token): a Kubernetes secret mounted as a volume.
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
+            sources.append(flat_secrets_source(settings_cls, Path(secrets_dir)))
+            sources.append(GroupSecretsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
         config_file = os.environ.get("BINDER_CONFIG_FILE")
         if config_file:
             if not Path(config_file).is_file():
                 raise ConfigError(f"BINDER_CONFIG_FILE: {config_file} is not a file")
-            sources.append(_YamlFileSource(settings_cls, yaml_file=config_file))
+            sources.append(FoldedSource(_YamlFileSource(settings_cls, yaml_file=config_file)))
         return tuple(sources)
 
 
@@ -396,8 +355,10 @@ def config_environment(config: BinderConfig) -> dict[str, str]:
     environment = {}
     for name in BinderConfig.model_fields:
         value = getattr(config, name)
-        if isinstance(value, BaseModel):  # providers: one variable per nested setting
+        if name == "providers":  # one variable per provider setting
             environment.update({f"BINDER_{name.upper()}__{inner.upper()}": _env_value(v) for inner, v in value})
+        elif isinstance(value, BaseModel):  # a group: its settings by their flat names, as users write them
+            environment.update({f"BINDER_{FLAT_NAMES[(name, inner)].upper()}": _env_value(v) for inner, v in value})
         else:
             environment[f"BINDER_{name.upper()}"] = _env_value(value)
     # The files keep supplying what the child reads from them (secrets), from any working folder.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,10 @@ TOLERATION_OPERATORS = frozenset({"Exists", "Equal"})
 TOLERATION_EFFECTS = frozenset({"", "NoSchedule", "PreferNoSchedule", "NoExecute"})
 # dockerspawner's mem_limit (JupyterHub's ByteSpecification): a number with a K, M, G or T suffix.
 _DOCKER_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]$")
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work, each named by its env var with what is wrong."""
 
 
 def kube_quantity(value: str) -> str:
@@ -115,11 +119,15 @@ def docker_memory(value: str) -> str:
     return value
 
 
-def env_var(location: tuple[str | int, ...]) -> str:
-    """The env var of a setting, from a validation error's location: BINDER_PORT, BINDER_PROVIDERS__GITLAB_URL."""
+def env_var(location: tuple[str | int, ...], flat_names: Mapping[tuple[str, str], str]) -> str:
+    """The env var of a setting, from a validation error's location: BINDER_PORT, BINDER_PROVIDERS__GITLAB_URL,
+    and a group's setting by the flat name users write (("docker", "mem_limit"): BINDER_DOCKER_MEM_LIMIT).
+    """
     name = f"BINDER_{str(location[0]).upper()}"
     rest = location[1:]
-    if location[0] == "providers" and rest and isinstance(rest[0], str):
+    if rest and (location[0], rest[0]) in flat_names:
+        name, rest = f"BINDER_{flat_names[(location[0], rest[0])].upper()}", rest[1:]
+    elif location[0] == "providers" and rest and isinstance(rest[0], str):
         name, rest = f"{name}__{rest[0].upper()}", rest[1:]
     return name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
 
@@ -127,17 +135,25 @@ def env_var(location: tuple[str | int, ...]) -> str:
 _BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
-def describe(error: ValidationError) -> str:
-    """Every problem of a failed load, one line each, named by env var; secrets are never repeated."""
+def describe(error: ValidationError, flat_names: Mapping[tuple[str, str], str]) -> str:
+    """Every problem of a failed load, one line each, named by env var; secrets are never repeated.
+
+    `flat_names` maps a group's setting (group, field) to the flat name its env var is made of.
+    """
     problems = []
     for problem in error.errors(include_url=False):
         message = problem["msg"].removeprefix("Value error, ")
-        if not problem["loc"]:  # a check across settings names them itself
+        groups = {group for group, _ in flat_names}
+        if not problem["loc"] or (
+            len(problem["loc"]) == 1 and problem["loc"][0] in groups and problem["type"] == "value_error"
+        ):
+            # a check across settings (of the service, or of one group) names them itself
             problems.append(message)
         elif problem["type"] == "extra_forbidden":
-            problems.append(f"{problem['loc'][0]}: not a setting of binder-actors (see the README's configuration)")
+            setting = ".".join(str(part) for part in problem["loc"])
+            problems.append(f"{setting}: not a setting of binder-actors (see the README's configuration)")
         elif problem["type"] in _BOUNDS:  # numbers only, so never a secret
-            problems.append(f"{env_var(problem['loc'])}: {message}, not {problem['input']}")
+            problems.append(f"{env_var(problem['loc'], flat_names)}: {message}, not {problem['input']}")
         else:
-            problems.append(f"{env_var(problem['loc'])}: {message}")
+            problems.append(f"{env_var(problem['loc'], flat_names)}: {message}")
     return "invalid settings:\n  " + "\n  ".join(problems)

@@ -18,10 +18,10 @@ def repo_quota(spec: str, config: BinderConfig) -> int:
     As BinderHub: high_quota_specs pick the higher default, then every spec_config entry that
     matches overrides it in order, so the last match wins.
     """
-    quota = config.per_repo_quota
-    if any(matches(pattern, spec) for pattern in config.high_quota_specs):
-        quota = config.per_repo_quota_higher
-    for override in config.spec_config:
+    quota = config.quotas.per_repo_quota
+    if any(matches(pattern, spec) for pattern in config.quotas.high_quota_specs):
+        quota = config.quotas.per_repo_quota_higher
+    for override in config.quotas.spec_config:
         if matches(override.pattern, spec) and override.quota is not None:
             quota = override.quota
     return quota
@@ -29,8 +29,8 @@ def repo_quota(spec: str, config: BinderConfig) -> int:
 
 def refusal(spec: str, config: BinderConfig) -> str | None:
     """Why `spec` may not launch here (banned_specs, allowed_specs), or None when it may."""
-    if any(matches(pattern, spec) for pattern in config.banned_specs):
+    if any(matches(pattern, spec) for pattern in config.access.banned_specs):
         return f"Sorry, {spec} has been temporarily disabled from launching. Please contact admins for more info!"
-    if config.allowed_specs and not any(matches(pattern, spec) for pattern in config.allowed_specs):
+    if config.access.allowed_specs and not any(matches(pattern, spec) for pattern in config.access.allowed_specs):
         return f"Sorry, {spec} is not allowed to launch on this Binder: it is not in the list of allowed repositories."
     return None

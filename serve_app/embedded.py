@@ -134,7 +134,7 @@ def docker_hub_environment(config: BinderConfig) -> dict[str, str]:
     """The address the hub listens on for sessions in containers (BINDER_BUILDER=docker): their network's gateway."""
     from binder_actors.docker_engine import engine_client, ensure_network
 
-    return {"BINDER_HUB_IP": ensure_network(engine_client(), config.docker_network)}
+    return {"BINDER_HUB_IP": ensure_network(engine_client(), config.docker.network)}
 
 
 def hub_environment(config: BinderConfig, port: int, token: str) -> dict[str, str]:

@@ -80,7 +80,7 @@ class HealthChecks:
         sessions = await ask(self.handles.session_manager.list_sessions.remote())
         if isinstance(sessions, str):
             return {"service": "Session quota", "ok": False, "error": sessions}
-        quota = self.config.max_sessions
+        quota = self.config.quotas.max_sessions
         return {"service": "Session quota", "ok": len(sessions) <= quota, "sessions": len(sessions), "quota": quota}
 
     async def _actor(self, name: str, handle: ActorHandle) -> dict[str, Any]:

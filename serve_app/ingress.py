@@ -95,7 +95,7 @@ class BinderIngress:
                     self.actors,
                     provider,
                     spec,
-                    image_prefix=self.config.image_prefix,
+                    image_prefix=self.config.registry.image_prefix,
                     build_only=build_only,
                     launch_id=launch_id,
                 )

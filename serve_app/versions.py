@@ -17,9 +17,9 @@ def service_version() -> str:
 
 def builder_info(config: BinderConfig, hub_version: str | None) -> dict[str, Any]:
     """BinderHub names its repo2docker image here; we name the build backend (and its image when it has one)."""
-    info: dict[str, Any] = {"builder": config.builder, "registry": config.registry, "jupyterhub": hub_version}
+    info: dict[str, Any] = {"builder": config.builder, "registry": config.registry.kind, "jupyterhub": hub_version}
     if config.builder == "kubernetes":
-        info["build_image"] = config.build_image
+        info["build_image"] = config.kubernetes.image
     return info
 
 

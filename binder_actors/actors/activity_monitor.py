@@ -127,7 +127,7 @@ class ActivityMonitor:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.config.cull_every)
+            await asyncio.sleep(self.config.culling.every)
             try:
                 await self.cull_once()
             except HubError as error:
@@ -140,9 +140,9 @@ class ActivityMonitor:
         With `dry_run`, report who would be culled and touch nothing."""
         report = await cull_idle(
             self.hub,
-            timeout=self.config.cull_timeout if timeout is None else timeout,
-            max_age=self.config.cull_max_age if max_age is None else max_age,
-            concurrency=self.config.cull_concurrency,
+            timeout=self.config.culling.timeout if timeout is None else timeout,
+            max_age=self.config.culling.max_age if max_age is None else max_age,
+            concurrency=self.config.culling.concurrency,
             dry_run=dry_run,
         )
         if dry_run:

@@ -24,15 +24,15 @@ def make_registry(config: BinderConfig) -> ImageRegistry:
     registries = {
         "local": lambda: LocalImageStore(config.images_dir),
         "oci": lambda: OCIRegistry(
-            config.registry_url,
-            username=config.registry_username,
-            password=config.registry_password.get_secret_value(),
-            token_url=config.registry_token_url,
+            config.registry.url,
+            username=config.registry.username,
+            password=config.registry.password.get_secret_value(),
+            token_url=config.registry.token_url,
             timeout=config.upstream_timeout,
         ),
         "docker": lambda: _docker_registry(),
     }
-    return registries[config.registry]()
+    return registries[config.registry.kind]()
 
 
 class ImageCache:
@@ -40,8 +40,8 @@ class ImageCache:
         setup_logging()
         self.config = config
         self.registry = make_registry(config)
-        self._found: TTLCache[str, bool] = TTLCache(config.image_cache_size, config.image_cache_hit_ttl)
-        self._missing: TTLCache[str, bool] = TTLCache(config.image_cache_size, config.image_cache_miss_ttl)
+        self._found: TTLCache[str, bool] = TTLCache(config.registry.cache_size, config.registry.cache_hit_ttl)
+        self._missing: TTLCache[str, bool] = TTLCache(config.registry.cache_size, config.registry.cache_miss_ttl)
         self.hits = 0
         self.misses = 0
 
@@ -77,7 +77,7 @@ class ImageCache:
         return await self.registry.images()
 
     async def image_prefix(self) -> str:
-        return self.config.image_prefix
+        return self.config.registry.image_prefix
 
     async def stats(self) -> ImageCacheStats:
         return ImageCacheStats(hits=self.hits, misses=self.misses, known=len(self._found), missing=len(self._missing))
@@ -85,7 +85,7 @@ class ImageCache:
     async def health(self) -> RegistryHealth:
         """Whether the registry answers at all: "not found" for a made-up image is an answer."""
         try:
-            await self.registry.exists(f"{self.config.image_prefix}binder-health-check:0")
+            await self.registry.exists(f"{self.config.registry.image_prefix}binder-health-check:0")
         except Exception as error:  # health reports the failure; it must not raise it
-            return RegistryHealth(ok=False, registry=self.config.registry, error=str(error))
-        return RegistryHealth(ok=True, registry=self.config.registry)
+            return RegistryHealth(ok=False, registry=self.config.registry.kind, error=str(error))
+        return RegistryHealth(ok=True, registry=self.config.registry.kind)

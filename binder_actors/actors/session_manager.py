@@ -56,8 +56,8 @@ class SessionManager:
         self.config = config
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission_lock = asyncio.Lock()
-        self.admission = Admission(config.max_sessions, lambda spec: repo_quota(spec, config))
-        self._spawn_slots = asyncio.Semaphore(max(1, config.max_concurrent_spawns))
+        self.admission = Admission(config.quotas.max_sessions, lambda spec: repo_quota(spec, config))
+        self._spawn_slots = asyncio.Semaphore(max(1, config.quotas.max_concurrent_spawns))
         self._runs: dict[str, tuple[str, Backlog[BinderEvent]]] = {}  # user -> (launch key, launch), while it runs
         self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
         self._remover: asyncio.Task[None] | None = None

@@ -171,7 +171,7 @@ class DockerBuildExecutor:
             REPO_LABEL: resolved.repo_url,
             REF_LABEL: resolved.resolved_ref,
         }
-        if self.config.docker_use_repo2docker:
+        if self.config.docker.use_repo2docker:
             await self._repo2docker(repo_dir, request, labels, emit)
         else:
             await self._docker_build(context, client, repo_dir, request, labels, emit)
@@ -187,12 +187,12 @@ class DockerBuildExecutor:
     async def _docker_build(
         self, context: Path, client: Any, repo_dir: Path, request: BuildRequest, labels: dict[str, str], emit: Emit
     ) -> None:
-        base = self.config.docker_base_image
-        plan = plan_build(repo_dir, self.config.docker_base_python, (self.config.docker_base_python,), DOCKER_BUILDER)
-        if plan.python_version != self.config.docker_base_python:
+        base = self.config.docker.base_image
+        plan = plan_build(repo_dir, self.config.docker.base_python, (self.config.docker.base_python,), DOCKER_BUILDER)
+        if plan.python_version != self.config.docker.base_python:
             raise BuildFailed(
                 f"The repository asks for Python {plan.python_version}, but the base image {base} has Python "
-                f"{self.config.docker_base_python}; ask for python-{self.config.docker_base_python} in runtime.txt "
+                f"{self.config.docker.base_python}; ask for python-{self.config.docker.base_python} in runtime.txt "
                 "or set BINDER_DOCKER_BASE_IMAGE (and BINDER_DOCKER_BASE_PYTHON) to an image with that Python."
             )
         try:
@@ -268,10 +268,10 @@ class DockerBuildExecutor:
         await emit(progress("pushing", f"Pushing {image}"))
         repository, _, tag = image.rpartition(":")
         auth = None
-        if self.config.registry_username:
+        if self.config.registry.username:
             auth = {
-                "username": self.config.registry_username,
-                "password": self.config.registry_password.get_secret_value(),
+                "username": self.config.registry.username,
+                "password": self.config.registry.password.get_secret_value(),
             }
 
         def chunks() -> Iterator[dict[str, Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from kubernetes import client as k8s
@@ -41,18 +40,9 @@ _TOLERATION_FIELDS = {
 }
 
 
-def quantity(setting: str, value: str) -> Decimal:
-    """The bytes a Kubernetes quantity ("2Gi", "512M") means; ValueError naming `setting` if it is not one."""
-    try:
-        number: Decimal | None = Decimal(parse_quantity(value))
-    except ValueError:
-        number = None
-    if number is None or number < 0:  # the client's parser takes "-1Gi", which no memory size is
-        raise ValueError(
-            f"{setting} {value!r} is not a Kubernetes quantity: write a number with an optional suffix "
-            "(Ki, Mi, Gi, Ti, k, M, G, T, ...), for example 2Gi or 512M"
-        )
-    return number
+def memory_bytes(value: str) -> int:
+    """The bytes of a Kubernetes memory quantity ("2Gi", "512M"), which BinderConfig checked when it loaded."""
+    return int(parse_quantity(value))
 
 
 def rendezvous_node(repo_url: str, nodes: Iterable[str]) -> str | None:
@@ -91,47 +81,25 @@ class BuildPodSettings:
     anti_affinity: bool = True
     timeout: int = 0
 
-    def __post_init__(self) -> None:
-        # Fail when the deployment starts, not on the first build of a user.
-        if self.docker_socket not in (*DOCKER_SOCKET_PATHS, "none"):
-            raise ValueError(f"build_docker_socket must be host, dind, podman or none, not {self.docker_socket!r}")
-        limits = {
-            name: quantity(name, value)
-            for name, value in (
-                ("build_memory_request", self.memory_request),
-                ("build_memory_limit", self.memory_limit),
-            )
-            if value
-        }
-        if len(limits) == 2 and limits["build_memory_request"] > limits["build_memory_limit"]:
-            raise ValueError(
-                f"build_memory_request {self.memory_request} is more than build_memory_limit {self.memory_limit}; "
-                "Kubernetes refuses such a pod"
-            )
-        for toleration in self.tolerations:
-            unknown = set(toleration) - set(_TOLERATION_FIELDS)
-            if unknown:
-                raise ValueError(f"unknown toleration fields {sorted(unknown)}; known: {sorted(_TOLERATION_FIELDS)}")
-
     @classmethod
     def from_config(cls, config: BinderConfig) -> BuildPodSettings:
         return cls(
-            build_image=config.build_image,
-            push=config.build_push,
-            push_secret=config.build_push_secret,
-            registry_credentials=config.build_registry_credentials.get_secret_value(),
-            git_credentials=config.build_git_credentials.get_secret_value(),
-            docker_socket=config.build_docker_socket,
-            docker_socket_path=config.build_docker_socket_path,
-            memory_request=config.build_memory_request,
-            memory_limit=config.build_memory_limit,
-            node_selector=dict(config.build_node_selector),
-            tolerations=list(config.build_tolerations),
-            service_account=config.build_service_account,
-            appendix=config.build_appendix,
-            extra_args=list(config.build_extra_args),
-            image_pull_secrets=list(config.build_image_pull_secrets),
-            sticky_nodes=list(config.build_sticky_nodes),
+            build_image=config.kubernetes.image,
+            push=config.kubernetes.push,
+            push_secret=config.kubernetes.push_secret,
+            registry_credentials=config.kubernetes.registry_credentials.get_secret_value(),
+            git_credentials=config.kubernetes.git_credentials.get_secret_value(),
+            docker_socket=config.kubernetes.docker_socket,
+            docker_socket_path=config.kubernetes.docker_socket_path,
+            memory_request=config.kubernetes.memory_request,
+            memory_limit=config.kubernetes.memory_limit,
+            node_selector=dict(config.kubernetes.node_selector),
+            tolerations=list(config.kubernetes.tolerations),
+            service_account=config.kubernetes.service_account,
+            appendix=config.kubernetes.appendix,
+            extra_args=list(config.kubernetes.extra_args),
+            image_pull_secrets=list(config.kubernetes.image_pull_secrets),
+            sticky_nodes=list(config.kubernetes.sticky_nodes),
             timeout=config.build_timeout,
         )
 
@@ -164,7 +132,7 @@ def repo2docker_args(*, image: str, repo_url: str, ref: str, settings: BuildPodS
         args.append("--push")
     if settings.memory_limit:
         # repo2docker's own byte strings have no binary suffixes: hand it plain bytes.
-        args += ["--build-memory-limit", str(int(quantity("build_memory_limit", settings.memory_limit)))]
+        args += ["--build-memory-limit", str(memory_bytes(settings.memory_limit))]
     return [*args, *settings.extra_args, repo_url]
 
 

@@ -132,7 +132,7 @@ class KubernetesBuildExecutor:
     def __init__(self, config: BinderConfig, api: k8s.CoreV1Api | None = None) -> None:
         self.config = config
         self.settings = BuildPodSettings.from_config(config)
-        self.namespace = config.kube_namespace
+        self.namespace = config.kubernetes.namespace
         self.api = api or k8s.CoreV1Api(load_api_client())
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
@@ -328,7 +328,7 @@ class KubernetesBuildExecutor:
         for pod in self._build_pods():
             name = pod["metadata"]["name"]
             ended = _phase(pod) in ("Succeeded", "Failed")
-            if ended or _pod_age(pod, now) > self.config.build_max_age:
+            if ended or _pod_age(pod, now) > self.config.kubernetes.max_age:
                 try:
                     self.api.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
                 except ApiException as error:

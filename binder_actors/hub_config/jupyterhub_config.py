@@ -64,18 +64,18 @@ def docker_sessions(spawner):
     so it listens on that network's gateway (BINDER_HUB_IP, an address of this host) instead of
     loopback; the proxy reaches each container at its address on the network."""
     c.JupyterHub.hub_ip = os.environ["BINDER_HUB_IP"]
-    spawner.network_name = config.docker_network
+    spawner.network_name = config.docker.network
     spawner.use_internal_ip = True
     spawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
-    spawner.mem_limit = config.docker_mem_limit or None
-    spawner.cpu_limit = config.docker_cpu_limit or None
+    spawner.mem_limit = config.docker.mem_limit or None
+    spawner.cpu_limit = config.docker.cpu_limit or None
 
 
 def kube_sessions(spawner):
     """builder kubernetes: pods in BINDER_KUBE_NAMESPACE, from a hub outside the cluster that reaches
     pod IPs; kubespawner reads the cluster from KUBECONFIG. In a cluster, cluster/jupyterhub/values.yaml
     configures the same spawner for the zero-to-jupyterhub chart."""
-    spawner.namespace = config.kube_namespace
+    spawner.namespace = config.kubernetes.namespace
     spawner.env_keep = []  # the host's PATH is not the image's (c.Spawner.env_keep above)
 
 
@@ -88,6 +88,6 @@ spawner_name, configure = SESSIONS[config.builder]
 c.JupyterHub.spawner_class = f"binder_actors.spawners.{spawner_name}"
 spawner = c[spawner_name]
 spawner.default_url = "/lab"
-spawner.shutdown_no_activity_timeout = config.session_idle_timeout
-spawner.kernel_idle_timeout = config.kernel_idle_timeout
+spawner.shutdown_no_activity_timeout = config.culling.session_idle_timeout
+spawner.kernel_idle_timeout = config.culling.kernel_idle_timeout
 configure(spawner)

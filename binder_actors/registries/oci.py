@@ -125,19 +125,9 @@ class OCIRegistry:
         attempts: int = 3,
         backoff: float = 0.2,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"BINDER_REGISTRY_URL={url!r} is not an http(s) URL; BINDER_REGISTRY=oci needs one, "
-                "e.g. https://registry.example.org."
-            )
-        if parts.username or parts.password:
-            raise ValueError(
-                "BINDER_REGISTRY_URL holds credentials; put them in BINDER_REGISTRY_USERNAME and "
-                "BINDER_REGISTRY_PASSWORD instead."
-            )
+        # BinderConfig checked `url` when it loaded: an http(s) URL with a host and no credentials.
         self.url = url.rstrip("/")
-        self.host = parts.netloc
+        self.host = urlsplit(url).netloc
         self.token_url = token_url
         self.attempts = attempts
         self._retry = RetryPolicy(attempts=attempts, first_delay=backoff)

@@ -48,7 +48,7 @@ def private_scheduler(stack, tmp_path) -> Iterator:
         data_dir = tmp_path / f"data-{len(created)}"
         data_dir.mkdir()
         (data_dir / "stacks").symlink_to(stack.config.data_dir / "stacks")
-        config = stack.config.model_copy(update={"data_dir": data_dir, **settings})
+        config = stack.config.with_settings(data_dir=data_dir, **settings)
         handle = ray.remote(BuildScheduler).options(num_cpus=0).remote(config)
         created.append(handle)
         return handle, config

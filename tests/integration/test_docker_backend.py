@@ -158,7 +158,7 @@ def test_apt_and_requirements_repository_runs_in_an_isolated_container(docker_st
     (container,) = session_containers(engine, user)
     limits = container.attrs["HostConfig"]
     assert limits["Memory"] == 1024**3 and limits["CpuQuota"] == limits["CpuPeriod"]
-    assert container.attrs["NetworkSettings"]["Networks"].keys() == {docker_stack.config.docker_network}
+    assert container.attrs["NetworkSettings"]["Networks"].keys() == {docker_stack.config.docker.network}
 
 
 def test_simultaneous_first_launches_share_one_docker_build(docker_stack, git_server: GitServer):
@@ -334,7 +334,7 @@ def test_built_image_is_pushed_to_the_registry_its_name_starts_with(
     )
     name = f"docker-pushed-{access}"
     sha = git_server.add(name, {"requirements.txt": "tabulate==0.9.0\n"})
-    build = BuildRequest.for_ref(resolved_ref(git_server.url(name), sha), config.image_prefix)
+    build = BuildRequest.for_ref(resolved_ref(git_server.url(name), sha), config.registry.image_prefix)
     assert build.image.startswith(f"{registry.host}/binder-")
 
     events, error = build_collecting(DockerBuildExecutor(config), build)
@@ -369,7 +369,7 @@ def test_refused_push_fails_the_build_says_why_and_leaves_no_image(
     config = BinderConfig(builder="docker", image_prefix=f"{htpasswd_registry.host}/binder-", **credentials)
     name = f"docker-refused-{request.node.callspec.id}"
     sha = git_server.add(name, {"requirements.txt": "tabulate==0.9.0\n"})
-    build = BuildRequest.for_ref(resolved_ref(git_server.url(name), sha), config.image_prefix)
+    build = BuildRequest.for_ref(resolved_ref(git_server.url(name), sha), config.registry.image_prefix)
 
     events, error = build_collecting(DockerBuildExecutor(config), build)
     assert error is not None, "the push to a registry that refuses us succeeded"

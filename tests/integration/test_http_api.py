@@ -32,7 +32,7 @@ def sse_events(response: httpx.Response) -> list[dict]:
 
 
 def deploy(stack: EmbeddedStack, name: str, **settings: object) -> Iterator[str]:
-    config = stack.config.model_copy(update=settings)
+    config = stack.config.with_settings(**settings)
     serve.run(build_app(config), name=name, route_prefix=route_prefix(config.base_path))
     url = f"http://{config.host}:{config.port}{config.base_path}"
     wait_for(lambda: httpx.get(url + "versions", timeout=30).status_code == 200, 60, f"{name} to serve")
@@ -88,7 +88,7 @@ def test_health_reports_registry_hub_quota_and_actors(base_url, stack):
     assert checks["Registry"] == {"service": "Registry", "ok": True, "registry": "local"}
     assert checks["JupyterHub"]["ok"] is True and checks["JupyterHub"]["version"]
     quota = checks["Session quota"]
-    assert quota["quota"] == stack.config.max_sessions and quota["sessions"] >= 0
+    assert quota["quota"] == stack.config.quotas.max_sessions and quota["sessions"] >= 0
     assert all(checks[name]["ok"] for name in ("ref_resolver", "image_cache", "session_manager"))
 
 

@@ -82,7 +82,7 @@ class Cluster:
 
     def request(self, sha: str) -> BuildRequest:
         """A build of its own: the registry outlives each test."""
-        return request_for(sha=sha, image_prefix=self.config.image_prefix)
+        return request_for(sha=sha, image_prefix=self.config.registry.image_prefix)
 
     def push(self, image: str) -> None:
         """What repo2docker's --push does at the end of a build."""

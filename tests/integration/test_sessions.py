@@ -51,7 +51,7 @@ def private_manager(stack) -> Iterator:
     created = []
 
     def make(**settings):
-        handle = ray.remote(SessionManager).options(num_cpus=0).remote(stack.config.model_copy(update=settings))
+        handle = ray.remote(SessionManager).options(num_cpus=0).remote(stack.config.with_settings(**settings))
         created.append(handle)
         return handle
 

@@ -10,7 +10,7 @@ def test_defaults_match_the_documented_ones(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     config = BinderConfig()
     assert config.port == 8000
-    assert config.cull_timeout == 600
+    assert config.culling.timeout == 600
     assert config.data_dir == Path.home() / ".local" / "share" / "binder-actors"
     assert config.python_version == "3.10"
 
@@ -21,7 +21,7 @@ def test_env_vars_and_yaml_file_set_values_env_winning(monkeypatch, tmp_path):
     monkeypatch.setenv("BINDER_CONFIG_FILE", str(settings))
     monkeypatch.setenv("BINDER_PORT", "9100")
     config = BinderConfig()
-    assert (config.port, config.cull_every) == (9100, 5)
+    assert (config.port, config.culling.every) == (9100, 5)
 
 
 def test_hub_token_never_shows_in_the_config_repr(monkeypatch):

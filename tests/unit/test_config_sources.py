@@ -72,7 +72,7 @@ def test_yaml_sets_nested_provider_settings(monkeypatch: pytest.MonkeyPatch, tmp
     yaml = "providers:\n  gitlab_url: https://gitlab.example.org\nbanned_specs: ['^gh/evil/']\n"
     monkeypatch.setenv("BINDER_CONFIG_FILE", str(write(tmp_path / "binder.yaml", yaml)))
     config = BinderConfig()
-    assert (config.providers.gitlab_url, config.banned_specs) == ("https://gitlab.example.org", ["^gh/evil/"])
+    assert (config.providers.gitlab_url, config.access.banned_specs) == ("https://gitlab.example.org", ["^gh/evil/"])
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_a_child_process_in_another_folder_still_finds_the_files(
     for name, value in exported.items():
         monkeypatch.setenv(name, value)
     config = BinderConfig()
-    assert (config.max_sessions, config.hub_api_token.get_secret_value()) == (7, "s3cr3t-from-file")
+    assert (config.quotas.max_sessions, config.hub_api_token.get_secret_value()) == (7, "s3cr3t-from-file")
 
 
 def test_secrets_stay_out_of_a_child_process_environment(tmp_path: Path) -> None:
@@ -186,4 +186,3 @@ def test_the_hub_config_picks_the_spawner_of_the_builder_with_binder_config_valu
     assert (loaded.Spawner.start_timeout, loaded[spawner].shutdown_no_activity_timeout) == (90, 120)
     for name, value in settings.items():
         assert loaded[spawner][name] == value.format(data=tmp_path)
-

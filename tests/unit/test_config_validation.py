@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from binder_actors.config import BinderConfig, ConfigError
+from binder_actors.config_groups import FLAT_NAMES, GROUPS
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +29,11 @@ def no_binder_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BINDER_BUILD_TOLERATIONS", '[{"effect": "NoRun"}]', "BINDER_BUILD_TOLERATIONS: toleration effect 'NoRun'"),
         ("BINDER_BUILD_TOLERATIONS", '[{"operator": "Exists", "value": "x"}]', "Exists takes no value"),
         ("BINDER_BUILD_TOLERATIONS", '[{"tolerationSeconds": "1h"}]', "tolerationSeconds must be a whole number"),
+        ("BINDER_BUILD_DOCKER_SOCKET", "containerd", "BINDER_BUILD_DOCKER_SOCKET: Input should be 'host', 'dind'"),
+        ("BINDER_BUILD_EXTRA_ARGS", "--debug", "BINDER_BUILD_EXTRA_ARGS: not JSON"),
         ("BINDER_BUILD_TOLERATIONS", '{"key": "a"}', "BINDER_BUILD_TOLERATIONS: Input should be a valid list"),
         ("BINDER_BAN_NETWORKS", '["10.0.0.0/33"]', "BINDER_BAN_NETWORKS: '10.0.0.0/33' is not a network"),
+        ("BINDER_BAN_NETWORKS", '["nonsense"]', "BINDER_BAN_NETWORKS: 'nonsense' is not a network"),
         ("BINDER_BAN_NETWORKS", '{"bad": "go away"}', "BINDER_BAN_NETWORKS: 'bad' is not a network"),
         ("BINDER_TRUSTED_PROXIES", '["2001:db8::/129"]', "BINDER_TRUSTED_PROXIES: '2001:db8::/129' is not a network"),
         ("BINDER_BANNED_SPECS", '["gh/(org"]', "BINDER_BANNED_SPECS: 'gh/(org' is not a regular expression"),
@@ -80,6 +84,13 @@ def test_a_bad_value_fails_at_load_naming_its_env_var(
     with pytest.raises(ConfigError) as refused:
         BinderConfig()
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["1GB", "1gi", "-1Gi", "0", "Gi", "1.2.3", "one", "1Gii"])
+def test_malformed_build_memory_is_refused_at_load(value: str) -> None:
+    """Moved from the build pod (kube_pod.py), which now takes the checked value and only counts its bytes."""
+    with pytest.raises(ConfigError, match="BINDER_BUILD_MEMORY_LIMIT: .* is not a"):
+        BinderConfig(build_memory_limit=value)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +148,11 @@ def test_a_refused_registry_url_is_not_repeated(url: str) -> None:
     ],
 )
 def test_good_values_load(settings: dict[str, Any]) -> None:
-    assert set(settings) <= BinderConfig(**settings).model_fields_set
+    config = BinderConfig(**settings)
+    set_names = set(config.model_fields_set)
+    for group in GROUPS:  # a group's settings, by the flat names given
+        set_names |= {FLAT_NAMES[(group, name)] for name in getattr(config, group).model_fields_set}
+    assert set(settings) <= set_names
 
 
 def test_serve_with_a_bad_setting_says_which_and_exits_2(

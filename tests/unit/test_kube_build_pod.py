@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,8 +11,8 @@ from binder_actors.builders import make_executor
 from binder_actors.builders.kube_pod import (
     BuildPodSettings,
     make_build_pod,
+    memory_bytes,
     pod_failure_message,
-    quantity,
     rendezvous_node,
 )
 from binder_actors.builders.kubernetes import KubernetesBuildExecutor
@@ -162,40 +161,18 @@ def test_memory_request_and_limit(request_: str, limit: str, resources: dict[str
 @pytest.mark.parametrize(
     ("value", "bytes_"),
     [
-        ("1", Decimal(1)),
-        ("1Ki", Decimal(1024)),
-        ("1.5Gi", Decimal(1610612736)),
-        ("512M", Decimal(512_000_000)),
-        ("2k", Decimal(2000)),
-        ("1e9", Decimal(1_000_000_000)),
-        ("1E3", Decimal(1000)),
-        ("500m", Decimal("0.5")),
-        (".5Gi", Decimal(536870912)),
+        ("1", 1),
+        ("1Ki", 1024),
+        ("1.5Gi", 1610612736),
+        ("512M", 512_000_000),
+        ("2k", 2000),
+        ("1e9", 1_000_000_000),
+        ("1E3", 1000),
+        (".5Gi", 536870912),
     ],
 )
-def test_quantities_parse_to_bytes(value: str, bytes_: Decimal) -> None:
-    assert quantity("build_memory_limit", value) == bytes_
-
-
-@pytest.mark.parametrize("value", ["1GB", "1gi", "-1Gi", "", "Gi", "1.2.3", "one", "1Gii"])
-def test_malformed_quantities_are_refused_naming_the_setting(value: str) -> None:
-    with pytest.raises(ValueError, match="build_memory_limit .* is not a Kubernetes quantity"):
-        quantity("build_memory_limit", value)
-
-
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"memory_limit": "2GB"}, "not a Kubernetes quantity"),
-        ({"memory_request": "lots"}, "not a Kubernetes quantity"),
-        ({"memory_request": "2Gi", "memory_limit": "1Gi"}, "more than build_memory_limit"),
-        ({"docker_socket": "containerd"}, "host, dind, podman or none"),
-        ({"tolerations": [{"key": "k", "tolerations": 1}]}, "unknown toleration fields"),
-    ],
-)
-def test_bad_settings_fail_when_the_executor_is_made(settings: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        BuildPodSettings(**settings)
+def test_quantities_parse_to_bytes(value: str, bytes_: int) -> None:
+    assert memory_bytes(value) == bytes_
 
 
 def test_node_selector_tolerations_service_account_and_pull_secrets() -> None:

@@ -80,4 +80,4 @@ def test_registry_password_never_shows_in_the_config(monkeypatch) -> None:
     monkeypatch.setenv("BINDER_REGISTRY_PASSWORD", "s3cr3t-registry")
     config = BinderConfig()
     assert "s3cr3t-registry" not in repr(config) and "s3cr3t-registry" not in config.model_dump_json()
-    assert config.registry_password.get_secret_value() == "s3cr3t-registry"
+    assert config.registry.password.get_secret_value() == "s3cr3t-registry"
