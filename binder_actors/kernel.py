@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import httpx
 import websocket
+
+KERNEL_INFO_RETRY_SECONDS = 2.0
 
 
 class KernelError(Exception):
@@ -31,36 +34,60 @@ def run_code(server_url: str, token: str, code: str, timeout: float = 120) -> st
         httpx.delete(server_url + f"api/kernels/{kernel_id}", headers=headers, timeout=30)
 
 
-def _execute(channel: websocket.WebSocket, code: str, timeout: float) -> str:
-    msg_id = uuid.uuid4().hex
-    channel.send(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "msg_type": "execute_request",
-                    "username": "binder",
-                    "session": uuid.uuid4().hex,
-                    "version": "5.3",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "channel": "shell",
-                "content": {
-                    "code": code,
-                    "silent": False,
-                    "store_history": False,
-                    "user_expressions": {},
-                    "allow_stdin": False,
-                },
-            }
-        )
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + timeout
+def _message(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "username": "binder",
+        "session": uuid.uuid4().hex,
+        "version": "5.3",
+    }
+    return {"header": header, "parent_header": {}, "metadata": {}, "channel": "shell", "content": content}
+
+
+def _receive(channel: websocket.WebSocket, until: float) -> dict[str, Any] | None:
+    """The next message from the kernel, or None at `until` (monotonic).
+
+    The socket's timeout alone would not bound the wait: the server's websocket pings arrive more
+    often than it, and websocket-client answers them inside recv() and reads on.
+    """
+    while (remaining := until - time.monotonic()) > 0:
+        channel.settimeout(remaining)
+        try:
+            opcode, frame = channel.recv_data_frame(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            return None
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            return json.loads(frame.data)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise KernelError("the server closed the kernel's connection")
+    return None
+
+
+def _replies_to(message: dict[str, Any] | None, request: dict[str, Any]) -> bool:
+    return message is not None and message.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]
+
+
+def _wait_until_ready(channel: websocket.WebSocket, deadline: float) -> None:
+    """Ask for kernel_info until the kernel answers on its shell channel (a new kernel may miss the first ask)."""
     while time.monotonic() < deadline:
-        message = json.loads(channel.recv())
-        if message.get("parent_header", {}).get("msg_id") != msg_id:
+        request = _message("kernel_info_request", {})
+        channel.send(json.dumps(request))
+        ask_again = min(deadline, time.monotonic() + KERNEL_INFO_RETRY_SECONDS)
+        while (reply := _receive(channel, ask_again)) is not None:
+            if _replies_to(reply, request) and reply["msg_type"] == "kernel_info_reply":
+                return
+
+
+def _execute(channel: websocket.WebSocket, code: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    _wait_until_ready(channel, deadline)
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+    request = _message("execute_request", content)
+    channel.send(json.dumps(request))
+    output: list[str] = []
+    while (message := _receive(channel, deadline)) is not None:
+        if not _replies_to(message, request):
             continue
         kind, content = message["msg_type"], message["content"]
         if kind == "stream":
