@@ -20,7 +20,7 @@ import ray
 
 from bench.harness import BenchStack, bench_stack, read_streams, summary
 from bench.memory import stack_memory, stack_total
-from binder_actors.actors.admission import HUB_FULL_MESSAGE
+from binder_actors.admission import HUB_FULL_MESSAGE
 
 CLIENTS = 200
 QUOTA = 100

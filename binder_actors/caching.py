@@ -36,12 +36,17 @@ class SingleFlight(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._running)
 
+    def _ended(self, key: K, done: asyncio.Future[V]) -> None:
+        self._running.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure whose callers all went away is not reported as lost
+
     async def run(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
         """The result of `work()`, or of the run already in flight for `key`."""
         running = self._running.get(key)
         if running is None:
             running = asyncio.ensure_future(work())
             self._running[key] = running
-            running.add_done_callback(lambda _: self._running.pop(key, None))
+            running.add_done_callback(lambda done: self._ended(key, done))
         # shield: one caller cancelled must not cancel the run the others wait for
         return await asyncio.shield(running)

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from binder_actors.config import BinderConfig, ConfigError
+from binder_actors.hub import HubError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -119,7 +120,11 @@ def _sessions(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    _client(args).stop(args.user)
+    try:
+        _client(args).stop(args.user)
+    except HubError as error:  # e.g. its server is still stopping: say so, no traceback
+        print(f"could not stop {args.user}: {error}", file=sys.stderr)
+        return 1
     print(f"stopped {args.user}")
     return 0
 

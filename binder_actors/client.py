@@ -194,7 +194,10 @@ class BinderClient:
     def stop(self, session: Session | LaunchedSession | str) -> None:
         """Stop a session (or the session of a user name) and delete its temporary user."""
         user = session if isinstance(session, str) else session.user
-        ray.get(self.handles.session_manager.stop.remote(user))
+        try:
+            ray.get(self.handles.session_manager.stop.remote(user))
+        except RayTaskError as error:  # the hub's refusal (HubError), with its message
+            raise error.cause from None
 
     def images(self) -> list[str]:
         return ray.get(self.handles.image_cache.images.remote())

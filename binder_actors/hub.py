@@ -11,11 +11,11 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from binder_actors.events import BinderEvent
 from binder_actors.models import Session
@@ -28,6 +28,7 @@ RETRIES = 3
 RETRY_FIRST_DELAY = 0.25
 RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY = RetryPolicy(attempts=RETRIES + 1, first_delay=RETRY_FIRST_DELAY)
+M = TypeVar("M", bound=BaseModel)
 STOP_WAIT_SECONDS = 30.0  # how long remove_user waits for the hub to say a user's servers stopped
 STOP_POLL_SECONDS = 0.2
 
@@ -48,7 +49,11 @@ class _HubModel(BaseModel):
 
 
 class BinderOptions(_HubModel):
-    """The Binder fields of a server's user_options: what SessionManager started it with."""
+    """The Binder fields of a server's user_options: what SessionManager started it with.
+
+    Servers binder-actors did not start may hold anything under these names: what is not text is
+    read as absent, so one odd user on a shared hub cannot break admission or the culler.
+    """
 
     image: str = ""
     token: str = Field("", repr=False)
@@ -58,6 +63,11 @@ class BinderOptions(_HubModel):
     binder_request: str = ""
     binder_persistent_request: str = ""
     binder_launch_key: str = Field("", repr=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        return value if isinstance(value, str) else ""
 
     def ready_event(self, url: str) -> BinderEvent:
         """BinderHub's ready event of a server at `url` started with these options."""
@@ -130,7 +140,7 @@ class HubUser(_HubModel):
 class SpawnProgress(_HubModel):
     """One event of the hub's spawn progress stream."""
 
-    progress: int | None = None
+    progress: float | None = None
     message: str = ""
     ready: bool = False
     failed: bool = False
@@ -214,7 +224,7 @@ class HubClient:
 
     async def get_user(self, name: str) -> HubUser | None:
         try:
-            return HubUser.model_validate(await self.request("GET", f"users/{quote(name, safe='')}"))
+            return _read(HubUser, await self.request("GET", f"users/{quote(name, safe='')}"))
         except HubError as error:
             if error.status_code == 404:
                 return None
@@ -251,7 +261,7 @@ class HubClient:
                     raise HubError(_error_message(response), response.status_code)
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
-                        yield SpawnProgress.model_validate(json.loads(line[5:]))
+                        yield _read(SpawnProgress, json.loads(line[5:]))
         except httpx.HTTPError as error:
             raise HubUnavailable(f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__}).") from None
 
@@ -264,7 +274,7 @@ class HubClient:
                 "GET", f"users?offset={offset}&limit={page_size}", headers={"Accept": _PAGINATION}
             )
             items = page["items"] if isinstance(page, dict) else page
-            users.extend(HubUser.model_validate(item) for item in items)
+            users.extend(_read(HubUser, item) for item in items)
             following = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
             if not following or not items:
                 return users
@@ -293,6 +303,16 @@ class HubClient:
             if user is None:
                 return
         await self.delete_user(name)
+
+
+def _read(model: type[M], answer: Any) -> M:
+    """The hub's JSON as `model`; an answer that does not fit is the hub's error, not a crash of ours."""
+    try:
+        return model.model_validate(answer)
+    except ValidationError as error:
+        raise HubError(
+            f"JupyterHub answered a {model.__name__} that cannot be read ({error.error_count()} errors)", 502
+        ) from None
 
 
 def _before_the_hub(response: httpx.Response) -> bool:

@@ -64,18 +64,21 @@ def _receive(channel: websocket.WebSocket, until: float) -> dict[str, Any] | Non
     return None
 
 
-def _replies_to(message: dict[str, Any] | None, request: dict[str, Any]) -> bool:
-    return message is not None and message.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]
+def _parent_id(message: dict[str, Any]) -> str:
+    return str(message.get("parent_header", {}).get("msg_id", ""))
 
 
 def _wait_until_ready(channel: websocket.WebSocket, deadline: float) -> None:
-    """Ask for kernel_info until the kernel answers on its shell channel (a new kernel may miss the first ask)."""
+    """Ask for kernel_info until the kernel answers one of the asks on its shell channel (a new kernel
+    may miss the first ask, and a busy one may answer an earlier ask late)."""
+    asked: set[str] = set()
     while time.monotonic() < deadline:
         request = _message("kernel_info_request", {})
+        asked.add(request["header"]["msg_id"])
         channel.send(json.dumps(request))
         ask_again = min(deadline, time.monotonic() + KERNEL_INFO_RETRY_SECONDS)
         while (reply := _receive(channel, ask_again)) is not None:
-            if _replies_to(reply, request) and reply["msg_type"] == "kernel_info_reply":
+            if reply.get("msg_type") == "kernel_info_reply" and _parent_id(reply) in asked:
                 return
 
 
@@ -87,7 +90,7 @@ def _execute(channel: websocket.WebSocket, code: str, timeout: float) -> str:
     channel.send(json.dumps(request))
     output: list[str] = []
     while (message := _receive(channel, deadline)) is not None:
-        if not _replies_to(message, request):
+        if _parent_id(message) != request["header"]["msg_id"]:
             continue
         kind, content = message["msg_type"], message["content"]
         if kind == "stream":

@@ -29,7 +29,6 @@ from binder_actors.hub import HubClient, HubError
 
 log = logging.getLogger(__name__)
 
-HUB_CONFIG = EMBEDDED_HUB_CONFIG
 HUB_START_SECONDS = 60.0
 
 
@@ -72,7 +71,7 @@ class EmbeddedHub:
     def start(self) -> None:
         with open(self.log_path, "ab") as hub_log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+                [sys.executable, "-m", "jupyterhub", "-f", str(EMBEDDED_HUB_CONFIG)],
                 cwd=self.log_path.parent,
                 env=self.env,
                 stdout=hub_log,
@@ -124,6 +123,8 @@ class EmbeddedHub:
             try:
                 users = await hub.list_users()
                 await asyncio.gather(*(remove(user.name) for user in users if not user.admin))
+            except HubError as error:  # the hub is gone: its servers stop with it, the rest shuts down
+                log.warning("could not list the sessions to remove at shutdown: %s", error)
             finally:
                 await hub.aclose()
 

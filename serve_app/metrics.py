@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from binder_actors.actors.admission import refusal_kind
+from binder_actors.admission import refusal_kind
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildSchedulerStats, CullerStatus, ImageCacheStats, ResolverStats

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig, ProviderSettings
+from binder_actors.hub import HubUser
 from serve_app.embedded import EmbeddedStack, free_port, start_embedded
 from tests.helpers import GitServer, start_git_server
 from tests.upstreams import UpstreamServer
@@ -91,6 +92,16 @@ def hub_users(stack: EmbeddedStack) -> list[dict]:
     return httpx.get(
         stack.config.hub_url + "hub/api/users", headers={"Authorization": f"token {token}"}, timeout=10
     ).json()
+
+
+def users_of(stack: EmbeddedStack, prefix: str) -> list[HubUser]:
+    """The hub's users whose names start with `prefix` (a test's own repository), as the hub's models."""
+    return [HubUser.model_validate(user) for user in hub_users(stack) if user["name"].startswith(prefix)]
+
+
+def complete(user: HubUser) -> bool:
+    """A finished session: it has servers, all ready, none pending."""
+    return bool(user.servers) and all(server.ready and not server.pending for server in user.servers.values())
 
 
 @pytest.fixture

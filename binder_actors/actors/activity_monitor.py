@@ -132,6 +132,8 @@ class ActivityMonitor:
                 await self.cull_once()
             except HubError as error:
                 log.warning("cull sweep skipped: %s", error)
+            except Exception:  # a sweep that crashed must not end the sweeps that follow
+                log.exception("cull sweep failed")
 
     async def cull_once(
         self, timeout: float | None = None, max_age: float | None = None, dry_run: bool = False

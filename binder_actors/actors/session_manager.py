@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import ray
 
-from binder_actors.actors.admission import Admission, Refusal, Step
+from binder_actors.admission import Admission, Refusal, Step
 from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress

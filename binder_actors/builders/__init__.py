@@ -12,6 +12,11 @@ from binder_actors.models import BuildRequest
 Emit = Callable[[BinderEvent], Awaitable[None]]
 
 
+def timeout_message(timeout: int) -> str:
+    """What every builder says of a build stopped at its time limit."""
+    return f"The build took longer than BINDER_BUILD_TIMEOUT={timeout}s and was stopped."
+
+
 class BuildFailed(Exception):
     """A build that ended without an image; the message is for the user, the tail is its log."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.utils import parse_quantity
 
-from binder_actors.builders.steps import timeout_message
+from binder_actors.builders import timeout_message
 from binder_actors.config import BinderConfig
 from binder_actors.models import BuildRequest
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from binder_actors.builders import BuildFailed, Emit
+from binder_actors.builders import BuildFailed, Emit, timeout_message
 from binder_actors.events import Phase, progress
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ class ProcessGroups(Protocol):
     def started(self, group: int) -> None: ...
 
     def ended(self, group: int) -> None: ...
-
-
-def timeout_message(timeout: int) -> str:
-    return f"The build took longer than BINDER_BUILD_TIMEOUT={timeout}s and was stopped."
 
 
 async def within_build_timeout(work: Awaitable[T], timeout: int, *, remaining: float | None = None) -> T:

@@ -13,20 +13,11 @@ import pytest
 import ray
 
 from binder_actors.registries.local import MARKER
+from tests.conftest import REQUIREMENTS_REPO, complete, users_of
 from tests.helpers import git_spec, read_events, wait_for
-from tests.integration.conftest import REQUIREMENTS_REPO, hub_users
 
 LAUNCHES = 20
 ACTORS = ["RefResolver", "ImageCache", "BuildScheduler", "SessionManager", "ActivityMonitor"]
-
-
-def users_of(stack, prefix: str) -> list[dict]:
-    return [user for user in hub_users(stack) if user["name"].startswith(prefix)]
-
-
-def complete(user: dict) -> bool:
-    servers = user.get("servers") or {}
-    return bool(servers) and all(server.get("ready") and not server.get("pending") for server in servers.values())
 
 
 @pytest.mark.parametrize("actor_name", ACTORS)
@@ -57,7 +48,7 @@ def test_launches_survive_an_actor_restart(actor_name, base_url, git_server, sta
     delivered = sum(final["phase"] == "ready" for final in finals) + (actor_name != "BuildScheduler")  # + the first
     wait_for(lambda: len(users_of(stack, name)) == delivered, 120, "abandoned launches to be removed")
     known = {s.user for s in ray.get(actors.session_manager.list_sessions.remote()) if s.user.startswith(name)}
-    assert known == {user["name"] for user in users_of(stack, name)}
+    assert known == {user.name for user in users_of(stack, name)}
 
     # No half-built image and no build left holding a lock, once the restarted actor has cleaned up.
     def cleaned_up() -> bool:
@@ -69,4 +60,4 @@ def test_launches_survive_an_actor_restart(actor_name, base_url, git_server, sta
     wait_for(cleaned_up, 120, "the restarted actor to remove interrupted builds")
 
     for user in users_of(stack, name):
-        ray.get(actors.session_manager.stop.remote(user["name"]))
+        ray.get(actors.session_manager.stop.remote(user.name))

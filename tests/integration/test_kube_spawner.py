@@ -25,9 +25,9 @@ import httpx
 import kubernetes_validate
 import pytest
 
-from binder_actors.config import BinderConfig
+from binder_actors.config import EMBEDDED_HUB_CONFIG, BinderConfig
 from binder_actors.hub import HubClient, HubError
-from serve_app.embedded import HUB_CONFIG, free_port, hub_environment
+from serve_app.embedded import free_port, hub_environment
 from tests.helpers import wait_for
 from tests.kube_emulator import KubeEmulator
 from tests.kubelet import ProcessKubelet
@@ -89,7 +89,7 @@ def kube_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeHub]:
         log_path = root / "hub" / "jupyterhub.log"
         with open(log_path, "wb") as hub_log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG), *overrides],
+                [sys.executable, "-m", "jupyterhub", "-f", str(EMBEDDED_HUB_CONFIG), *overrides],
                 cwd=root / "hub",
                 env=env,
                 stdout=hub_log,

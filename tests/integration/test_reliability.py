@@ -27,21 +27,12 @@ import ray
 from binder_actors.actors.build_scheduler import BuildScheduler
 from binder_actors.models import BuildRequest, ResolveRequest
 from binder_actors.registries.local import MARKER
+from tests.conftest import REQUIREMENTS_REPO, complete, hub_users, users_of
 from tests.helpers import git_spec, read_events, wait_for
-from tests.integration.conftest import REQUIREMENTS_REPO, hub_users
 
 LAUNCHES = 10
 SSE = {"Accept": "text/event-stream"}
 RECONNECT_SECONDS = 0.5  # what a browser's EventSource waits before reconnecting
-
-
-def users_of(stack, prefix: str) -> list[dict]:
-    return [user for user in hub_users(stack) if user["name"].startswith(prefix)]
-
-
-def complete(user: dict) -> bool:
-    servers = user.get("servers") or {}
-    return bool(servers) and all(server.get("ready") and not server.get("pending") for server in servers.values())
 
 
 def server_answers(ready: dict) -> bool:
@@ -119,7 +110,7 @@ def test_hub_killed_and_restarted_during_launches(base_url, git_server, stack):
     # The hub keeps exactly the delivered sessions: failed launches are removed once it is back...
     wait_for(
         lambda: (
-            sorted(u["name"] for u in users_of(stack, name))
+            sorted(u.name for u in users_of(stack, name))
             == sorted(f["url"].rstrip("/").rsplit("/", 1)[-1] for f in delivered)
         ),
         120,
@@ -136,7 +127,7 @@ def test_hub_killed_and_restarted_during_launches(base_url, git_server, stack):
     assert after["phase"] == "ready", after
     for user in users_of(stack, name):
         httpx.delete(
-            stack.config.hub_url + f"hub/api/users/{user['name']}/server",
+            stack.config.hub_url + f"hub/api/users/{user.name}/server",
             headers={"Authorization": f"token {stack.config.hub_api_token.get_secret_value()}"},
             timeout=30,
         )
@@ -180,7 +171,7 @@ def test_serve_replica_killed_during_launches(base_url, git_server, stack, actor
     assert all(complete(user) for user in users_of(stack, name))
     assert all(server_answers(final) for final in finals)
     for user in users_of(stack, name):
-        ray.get(actors.session_manager.stop.remote(user["name"]))
+        ray.get(actors.session_manager.stop.remote(user.name))
 
 
 def test_a_build_step_killed_mid_build_fails_clearly_and_the_next_click_builds(base_url, git_server, stack, tmp_path):

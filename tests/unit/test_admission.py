@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from binder_actors.actors.admission import (
+from binder_actors.admission import (
     HUB_FULL_MESSAGE,
     LIST_EVERY_SECONDS,
     MAINTENANCE_MESSAGE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -128,3 +129,30 @@ def test_single_flight_caller_cancelled_leaves_the_run_to_the_others():
         return await staying
 
     assert asyncio.run(scenario()) == "sha"
+
+
+def test_single_flight_failure_whose_callers_all_left_is_not_reported_as_lost():
+    """asyncio reports 'Task exception was never retrieved' for a failed run nobody awaited any more."""
+
+    async def scenario() -> list[dict]:
+        lost: list[dict] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: lost.append(context))
+        flight: SingleFlight[str, str] = SingleFlight()
+        release = asyncio.Event()
+
+        async def work() -> str:
+            await release.wait()
+            raise LookupError("no such ref")
+
+        caller = asyncio.ensure_future(flight.run("spec", work))
+        await asyncio.sleep(0)
+        caller.cancel()  # the client hung up
+        await asyncio.gather(caller, return_exceptions=True)
+        release.set()
+        while "spec" in flight:
+            await asyncio.sleep(0)
+        gc.collect()  # the report comes when the failed task is collected
+        await asyncio.sleep(0)
+        return lost
+
+    assert asyncio.run(scenario()) == []

@@ -88,3 +88,15 @@ def test_sessions_of_a_user_one_per_server():
 
 def test_the_session_token_stays_out_of_a_models_repr():
     assert "secret-token" not in repr(hub_user(ready=True, user_options=OPTIONS))
+
+
+def test_user_options_that_are_not_binders_are_read_as_absent():
+    """A server on a shared hub that binder-actors did not start may hold anything under these names."""
+    user = hub_user(ready=True, user_options={"image": {"a": 1}, "token": 5, "repo_url": ["x"], "other": object()})
+    options = user.servers[""].user_options
+    assert (options.image, options.token, options.repo_url) == ("", "", "")
+    assert user.ready_event(HUB) is None  # no token: not a Binder session
+
+
+def test_spawn_progress_with_a_fractional_percentage_is_read():
+    assert SpawnProgress.model_validate({"progress": 33.3, "message": "Pulling"}).progress == pytest.approx(33.3)
