@@ -237,7 +237,7 @@ class BinderConfig(BaseSettings):
         SecretStr(""), description="API token of the binder service in the hub (never logged)."
     )
     hub_port: int = Field(0, ge=0, le=65535, description="Port of the embedded hub's public proxy (0: pick one).")
-    launch_timeout: int = Field(600, gt=0, description="Seconds a server may take to become ready.")
+    launch_timeout: float = Field(600, gt=0, description="Seconds a server may take to become ready.")
     named_servers: bool = Field(
         False, description="Start each session as a named server of its temporary user (BinderHub's use_named_servers)."
     )

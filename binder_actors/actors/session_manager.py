@@ -220,7 +220,7 @@ class SessionManager:
                 message = f"{message.rstrip('.')}. Try again in a moment."
             if isinstance(error, asyncio.TimeoutError):
                 timeout = self.config.launch_timeout
-                message = f"The server was not ready after BINDER_LAUNCH_TIMEOUT={timeout}s."
+                message = f"The server was not ready after BINDER_LAUNCH_TIMEOUT={timeout:g}s."
             yield failed(f"Launch failed: {message}", getattr(error, "status_code", 500))
             return
         except BaseException:

@@ -1,6 +1,7 @@
 # The embedded JupyterHub: temporary users started by binder-actors' SessionManager, one spawner per builder.
 # It runs in the hub's process with binder-actors' BINDER_* environment and loads the same BinderConfig;
 # only what that cannot know arrives as BINDER_HUB_* variables (ports picked at start, the proxy's path).
+import math
 import os
 
 from binder_actors.config import BinderConfig
@@ -49,8 +50,8 @@ c.JupyterHub.cleanup_servers = False
 # Activity is what the culler reads: report it often.
 c.JupyterHub.last_activity_interval = 60
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]
-c.Spawner.start_timeout = config.launch_timeout
-c.Spawner.http_timeout = config.launch_timeout
+c.Spawner.start_timeout = math.ceil(config.launch_timeout)  # the hub counts whole seconds
+c.Spawner.http_timeout = math.ceil(config.launch_timeout)
 
 
 def local_sessions(spawner):
