@@ -1,4 +1,5 @@
-"""The local builder: one uv environment per image, no containers (the embedded default).
+"""The local builder: one uv (or, for environment.yml's conda packages, py-rattler) environment per
+image, no containers (the embedded default).
 
 It runs the plan `detect.plan_build` makes from repo2docker's rules. The Jupyter server stack is
 one shared environment per Python version, put on each image's path after the image's own
@@ -20,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from binder_actors.builders import BuildFailed, Emit
+from binder_actors.builders.conda import install_environment
 from binder_actors.builders.detect import KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
 from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
 from binder_actors.builders.steps import kill_group, run_step, within_build_timeout
@@ -207,8 +209,12 @@ class LocalBuildExecutor:
             )
         stack_dir = await self._ensure_stack(plan.python_version, interpreter, emit, lock)
 
-        await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
-        await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
+        if plan.conda is not None:
+            # The environment's own Python runs the server and the kernel, the shared stack on its path.
+            await install_environment(plan.conda, env_dir, self.config.conda, self.config.data_dir / "conda", emit)
+        else:
+            await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
+            await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
         stack_site = _site_packages(stack_dir)
         # Appended after the environment's own site-packages: the repository's packages win.
         (_site_packages(env_dir) / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")
@@ -220,7 +226,7 @@ class LocalBuildExecutor:
         install = [*_uv(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
         for step in plan.installs:
             await emit(progress("building", step.description.capitalize()))
-            await run([*install, *step.args], step.description, cwd=repo_dir)
+            await run([*install, *step.args], step.description, cwd=step.cwd or repo_dir)
         for script in (plan.post_build, plan.start):
             if script is not None:
                 script.chmod(script.stat().st_mode | 0o111)
