@@ -29,6 +29,17 @@ dependencies:
 """
 CONDA_REPO = {"binder/environment.yml": ENVIRONMENT, "binder/requirements-pip.txt": "tabulate==0.9.0\n"}
 
+KERNEL_CHECK = """
+from jupyter_client.manager import start_new_kernel
+manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60)
+try:
+    code = "import condalib, tabulate, sys; print('kernel:', condalib.ANSWER, tabulate.__version__, "
+    client.execute_interactive(code + "sys.prefix.endswith('/env'))", timeout=60)
+finally:
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+"""
+
 
 @pytest.fixture(scope="session")
 def conda_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer]:
@@ -79,6 +90,10 @@ def test_conda_packages_and_the_pip_section_install_into_the_environments_python
     ran = cli(data_dir, conda_channel.url, "exec", image, "--", "python", "-c", check)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.strip() == "True 42 0.9.0 3.10"
+    # A notebook's kernel, started as the server starts it, runs in the environment and imports both.
+    ran = cli(data_dir, conda_channel.url, "exec", image, "--", "python", "-c", KERNEL_CHECK)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.strip().endswith("kernel: 42 0.9.0 True"), ran.stdout[-2000:]
     hello = cli(data_dir, conda_channel.url, "exec", image, "--", "conda-hello")
     assert hello.stdout.strip() == "hello from a conda package", hello.stderr[-2000:]
 
