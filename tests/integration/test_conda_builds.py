@@ -8,13 +8,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conda_channel import ChannelServer, build_channel, host_python_home
-from tests.helpers import make_repo
+from tests.conda_channel import ChannelServer
+from tests.conftest import REQUIREMENTS_REPO
+from tests.helpers import git_spec, make_repo, read_events, run_in_kernel
 
 ENVIRONMENT = """\
 name: ignored-by-binder
@@ -41,16 +41,11 @@ finally:
 """
 
 
-@pytest.fixture(scope="session")
-def conda_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer]:
-    home = host_python_home()
-    if home is None:
+@pytest.fixture
+def channel(conda_channel: ChannelServer | None) -> ChannelServer:
+    if conda_channel is None:
         pytest.skip("no pyenv CPython 3.10 on this machine to make the channel's python package from")
-    root = tmp_path_factory.mktemp("conda-channel")
-    build_channel(root, home)
-    server = ChannelServer(root)
-    yield server
-    server.stop()
+    return conda_channel
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +69,10 @@ def leftovers(data_dir: Path, name: str) -> list[Path]:
     return [p for folder in (images, locks) if folder.is_dir() for p in folder.iterdir() if name in p.name]
 
 
-def test_conda_packages_and_the_pip_section_install_into_the_environments_python(conda_channel, data_dir, tmp_path):
+def test_conda_packages_and_the_pip_section_install_into_the_environments_python(channel, data_dir, tmp_path):
     make_repo(tmp_path, "conda-env", CONDA_REPO)
     started = time.monotonic()
-    built = cli(data_dir, conda_channel.url, "build", str(tmp_path / "conda-env"))
+    built = cli(data_dir, channel.url, "build", str(tmp_path / "conda-env"))
     cold = time.monotonic() - started
     assert built.returncode == 0, built.stderr[-3000:]
     assert "Solving the conda packages of binder/environment.yml" in built.stderr
@@ -87,20 +82,20 @@ def test_conda_packages_and_the_pip_section_install_into_the_environments_python
         "import sys, condalib, tabulate, jupyter_server, ipykernel; "
         "print(sys.prefix.endswith('/env'), condalib.ANSWER, tabulate.__version__, '%d.%d' % sys.version_info[:2])"
     )
-    ran = cli(data_dir, conda_channel.url, "exec", image, "--", "python", "-c", check)
+    ran = cli(data_dir, channel.url, "exec", image, "--", "python", "-c", check)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.strip() == "True 42 0.9.0 3.10"
     # A notebook's kernel, started as the server starts it, runs in the environment and imports both.
-    ran = cli(data_dir, conda_channel.url, "exec", image, "--", "python", "-c", KERNEL_CHECK)
+    ran = cli(data_dir, channel.url, "exec", image, "--", "python", "-c", KERNEL_CHECK)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.strip().endswith("kernel: 42 0.9.0 True"), ran.stdout[-2000:]
-    hello = cli(data_dir, conda_channel.url, "exec", image, "--", "conda-hello")
+    hello = cli(data_dir, channel.url, "exec", image, "--", "conda-hello")
     assert hello.stdout.strip() == "hello from a conda package", hello.stderr[-2000:]
 
     # The same packages in another repository: linked from the shared package cache, nothing downloaded.
     make_repo(tmp_path, "conda-env-again", {**CONDA_REPO, "README.md": "another repository\n"})
     started = time.monotonic()
-    again = cli(data_dir, conda_channel.url, "build", str(tmp_path / "conda-env-again"))
+    again = cli(data_dir, channel.url, "build", str(tmp_path / "conda-env-again"))
     warm = time.monotonic() - started
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Downloading" not in again.stderr
@@ -108,20 +103,34 @@ def test_conda_packages_and_the_pip_section_install_into_the_environments_python
     print(f"conda build: cold {cold:.1f}s (server stack included), warm {warm:.1f}s")
 
 
-def test_an_unsolvable_spec_fails_with_the_solvers_explanation_and_leaves_nothing(conda_channel, data_dir, tmp_path):
+def test_an_unsolvable_spec_fails_with_the_solvers_explanation_and_leaves_nothing(channel, data_dir, tmp_path):
     make_repo(tmp_path, "conda-unsolvable", {"environment.yml": "dependencies:\n  - python=3.10\n  - broken-dep\n"})
-    built = cli(data_dir, conda_channel.url, "build", str(tmp_path / "conda-unsolvable"))
+    built = cli(data_dir, channel.url, "build", str(tmp_path / "conda-unsolvable"))
     assert built.returncode == 1
     assert "The conda packages of environment.yml cannot be installed together" in built.stderr
     assert "no-such-package" in built.stderr
     assert not leftovers(data_dir, "conda-unsolvable")
 
 
-def test_a_stopped_channel_fails_naming_its_url_and_leaves_nothing(conda_channel, data_dir, tmp_path):
-    stopped = ChannelServer(conda_channel.root)
+def test_a_stopped_channel_fails_naming_its_url_and_leaves_nothing(channel, data_dir, tmp_path):
+    stopped = ChannelServer(channel.root)
     stopped.stop()
     make_repo(tmp_path, "conda-offline", {"environment.yml": "dependencies:\n  - python=3.10\n  - condalib\n"})
     built = cli(data_dir, stopped.url, "build", str(tmp_path / "conda-offline"))
     assert built.returncode == 1
     assert f"could not be read ({stopped.url}conda-forge/)" in built.stderr, built.stderr[-2000:]
     assert not leftovers(data_dir, "conda-offline")
+
+
+def test_a_conda_repository_launches_through_the_hub_and_its_kernel_imports_both_kinds(base_url, git_server, channel):
+    git_server.add("conda-launch", {**CONDA_REPO, "index.ipynb": REQUIREMENTS_REPO["index.ipynb"]})
+    events = read_events(base_url, f"build/git/{git_spec(git_server.url('conda-launch'), 'main')}")
+    assert events[-1]["phase"] == "ready", events[-1]
+    assert any("Installing 3 conda packages" in e.get("message", "") for e in events)
+    ready = events[-1]
+    output = run_in_kernel(
+        ready["url"],
+        ready["token"],
+        "import condalib, tabulate, sys; print(condalib.ANSWER, tabulate.__version__, sys.prefix.endswith('/env'))",
+    )
+    assert output.strip() == "42 0.9.0 True"
