@@ -153,6 +153,7 @@ class _EnvironmentFile:
     python: str | None
     pip_requirements: tuple[str, ...]
     conda_specs: tuple[str, ...]  # everything but python and pip
+    python_specs: tuple[str, ...]  # the file's python match specs, as written
     channels: tuple[str, ...]
 
 
@@ -167,7 +168,7 @@ def _read_environment(
         raise UnsupportedRepository(f"{where} is not valid YAML: {error}") from None
     if not isinstance(content, dict):
         raise UnsupportedRepository(f"{where} must be a mapping with `dependencies` (and `channels`).")
-    python, pip_requirements, conda_specs = None, [], []
+    python, pip_requirements, conda_specs, python_specs = None, [], [], []
     for dependency in content.get("dependencies") or []:
         if isinstance(dependency, dict) and "pip" in dependency:
             # Each line as pip reads a requirements file: `-r file` and `-e .` are two arguments.
@@ -177,6 +178,7 @@ def _read_environment(
         name = str(dependency).split("::")[-1].strip()
         match = _CONDA_PYTHON_RE.match(name)
         if match:
+            python_specs.append(name)  # kept whole for the solver: python=3.10.4 pins the patch release
             version = (match["version"] or "").rstrip(".*")
             if version and match["op"] in (None, "=", "=="):
                 python = ".".join(version.split(".")[:2])
@@ -191,7 +193,7 @@ def _read_environment(
             f"cannot install (it honours only python and the pip section); {builder.elsewhere}."
         )
     channels = tuple(str(c) for c in content.get("channels") or [])
-    return _EnvironmentFile(python, tuple(pip_requirements), tuple(conda_specs), channels)
+    return _EnvironmentFile(python, tuple(pip_requirements), tuple(conda_specs), tuple(python_specs), channels)
 
 
 def _pipfile_lock_requirements(lock: dict[str, Any]) -> list[str]:
@@ -293,7 +295,7 @@ def plan_build(
             conda = CondaEnvironment(
                 str(environment.relative_to(repo_dir)),
                 read.channels,
-                (f"python {python or default_python}.*", *read.conda_specs),
+                (f"python {python or default_python}.*", *read.python_specs, *read.conda_specs),
             )
         if read.pip_requirements:
             # As pip runs in conda: relative paths are relative to environment.yml's folder.

@@ -169,13 +169,14 @@ def test_post_build_and_start_are_found_in_the_config_dir(tmp_path):
         (
             "name: ignored\nchannels: [bioconda, conda-forge]\ndependencies:\n  - python=3.11\n  - samtools\n",
             ("bioconda", "conda-forge"),
-            ("python 3.11.*", "samtools"),
+            ("python 3.11.*", "python=3.11", "samtools"),
         ),
         (
             "dependencies:\n  - python>=3.11\n  - conda-forge::numpy\n  - pip\n",
             (),
-            ("python 3.13.*", "conda-forge::numpy"),
+            ("python 3.13.*", "python>=3.11", "conda-forge::numpy"),
         ),
+        ("dependencies:\n  - python=3.10.4\n  - r-base\n", (), ("python 3.10.*", "python=3.10.4", "r-base")),
     ],
 )
 def test_conda_packages_are_planned_for_the_local_builder(tmp_path, environment, channels, specs):
