@@ -83,9 +83,15 @@ async def install_environment(
             f"Solving {environment.source} took longer than BINDER_CONDA_SOLVE_TIMEOUT={settings.solve_timeout}s."
         ) from None
     except GatewayError as error:
-        raise BuildFailed(f"The conda channels of {environment.source} could not be read ({urls}): {error}") from None
+        raise BuildFailed(
+            f"The conda channels of {environment.source} could not be read ({urls}): {error}\n"
+            "Check the file's channels, or BINDER_CONDA_CHANNEL_ALIAS if a mirror serves them."
+        ) from None
     except SolverError as error:
-        raise BuildFailed(f"The conda packages of {environment.source} cannot be installed together: {error}") from None
+        raise BuildFailed(
+            f"The conda packages of {environment.source} cannot be installed together: {error}\n"
+            f"Change the versions or channels {environment.source} asks for."
+        ) from None
     python = next((r for r in records if str(r.name.normalized) == "python"), None)
     if python is None:
         raise BuildFailed(f"The solved environment of {environment.source} has no python package.")

@@ -100,7 +100,7 @@ def test_conda_packages_and_the_pip_section_install_into_the_environments_python
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Downloading" not in again.stderr
     assert "Installed 3 conda packages (3 from the cache" in again.stderr
-    print(f"conda build: cold {cold:.1f}s (server stack included), warm {warm:.1f}s")
+    assert warm < cold  # measured: 5-8 s cold (the server stack from uv's cache included), 0.8 s warm
 
 
 def test_an_unsolvable_spec_fails_with_the_solvers_explanation_and_leaves_nothing(channel, data_dir, tmp_path):
