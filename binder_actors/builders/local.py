@@ -203,9 +203,11 @@ class LocalBuildExecutor:
         plan = plan_build(repo_dir, self.config.python_version, pythons)
         interpreter = find_python(plan.python_version)
         if interpreter is None:
+            # A conda environment brings its own Python, but the shared server stack is built with ours.
+            where = plan.conda.source if plan.conda else "runtime.txt"
             raise BuildFailed(
                 f"Python {plan.python_version} is not installed on this machine; install it "
-                "(for example with pyenv) or ask for another version in runtime.txt."
+                f"(for example with pyenv) or ask for another version in {where}."
             )
         stack_dir = await self._ensure_stack(plan.python_version, interpreter, emit, lock)
 

@@ -134,3 +134,12 @@ def test_a_conda_repository_launches_through_the_hub_and_its_kernel_imports_both
         "import condalib, tabulate, sys; print(condalib.ANSWER, tabulate.__version__, sys.prefix.endswith('/env'))",
     )
     assert output.strip() == "42 0.9.0 True"
+
+
+def test_a_python_this_machine_lacks_fails_naming_the_environment_file(channel, data_dir, tmp_path):
+    make_repo(tmp_path, "conda-no-python", {"environment.yml": "dependencies:\n  - python=3.99\n  - condalib\n"})
+    built = cli(data_dir, channel.url, "build", str(tmp_path / "conda-no-python"))
+    assert built.returncode == 1
+    assert "Python 3.99 is not installed on this machine" in built.stderr
+    assert "another version in environment.yml" in built.stderr
+    assert not leftovers(data_dir, "conda-no-python")
