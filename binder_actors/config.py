@@ -31,6 +31,7 @@ from binder_actors.config_groups import (
     FLAT_SETTINGS,
     GROUPS,
     AccessSettings,
+    CondaSettings,
     CullingSettings,
     DockerSettings,
     KubernetesSettings,
@@ -248,6 +249,7 @@ class BinderConfig(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings, description="Sessions allowed at once.")
     access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
+    conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -1,5 +1,5 @@
-"""The groups of BinderConfig's settings by concern (registry, docker, kubernetes, quotas, access, culling),
-and the one mapping, derived from them, from each setting's flat name (docker_network) to its group field.
+"""The groups of BinderConfig's settings by concern (registry, docker, kubernetes, quotas, access, culling,
+conda), and the one mapping, derived from them, from each setting's flat name (docker_network) to its group field.
 """
 
 from __future__ import annotations
@@ -280,6 +280,29 @@ class CullingSettings(SettingsGroup):
     )
 
 
+class CondaSettings(SettingsGroup):
+    """Where the local builder finds the conda packages an environment.yml asks for."""
+
+    flat_prefix: ClassVar[str] = "conda_"
+
+    channels: list[str] = Field(
+        ["conda-forge"],
+        description="Channels of an environment.yml that names none (repo2docker's: conda-forge), as JSON.",
+    )
+    channel_alias: str = Field(
+        "https://conda.anaconda.org/",
+        description="URL a channel name is read under: conda-forge means <alias>/conda-forge (a mirror's URL).",
+    )
+    solve_timeout: int = Field(300, gt=0, description="Seconds the conda solver may take for one environment.")
+
+    @field_validator("channel_alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        return config_checks.http_url(
+            value, "https://conda.anaconda.org/", "a mirror needing credentials is not supported"
+        )
+
+
 # The groups of BinderConfig, by field name; each of their fields also loads from its flat name.
 GROUPS: dict[str, type[SettingsGroup]] = {
     "registry": RegistrySettings,
@@ -288,6 +311,7 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "quotas": QuotaSettings,
     "access": AccessSettings,
     "culling": CullingSettings,
+    "conda": CondaSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {

@@ -15,6 +15,7 @@ from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig, ProviderSettings
 from binder_actors.hub import HubUser
 from serve_app.embedded import EmbeddedStack, free_port, start_embedded
+from tests.conda_channel import ChannelServer, build_channel, host_python_home
 from tests.helpers import GitServer, start_git_server
 from tests.upstreams import UpstreamServer
 
@@ -51,7 +52,23 @@ def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamServer]
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer) -> Iterator[EmbeddedStack]:
+def conda_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer | None]:
+    """The test conda channel on 127.0.0.1 (the stack's conda-forge); None without a CPython to package."""
+    home = host_python_home()
+    if home is None:
+        yield None
+        return
+    root = tmp_path_factory.mktemp("conda-channel")
+    build_channel(root, home)
+    server = ChannelServer(root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer, conda_channel: ChannelServer | None
+) -> Iterator[EmbeddedStack]:
     config = BinderConfig(
         data_dir=tmp_path_factory.mktemp("binder-data"),
         port=free_port(),
@@ -63,6 +80,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer) -> I
         ),
         # Unused by the local registry, set so the secret scan (test_secrets.py) sees it kept in.
         registry_password=SecretStr(REGISTRY_PASSWORD),
+        # Never the internet: conda-forge is the test channel (or nothing listening, without one).
+        conda_channel_alias=conda_channel.url if conda_channel else f"http://127.0.0.1:{free_port()}/",
     )
     running = start_embedded(config)
     yield running

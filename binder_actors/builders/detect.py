@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,10 @@ class BuilderAbilities:
     name: str
     honours: frozenset[str] = frozenset()
     elsewhere: str = CONTAINER_BACKENDS
+    conda: bool = False  # installs the conda packages of environment.yml
 
 
-LOCAL_BUILDER = BuilderAbilities("the local builder")
+LOCAL_BUILDER = BuilderAbilities("the local builder", conda=True)
 DOCKER_BUILDER = BuilderAbilities(
     "the docker builder",
     frozenset({"apt.txt"}),
@@ -53,10 +55,20 @@ _CONDA_PYTHON_RE = re.compile(r"^python\s*(?P<op>==|=|>=|<=|>|<|~=)?\s*(?P<versi
 
 @dataclass(frozen=True)
 class InstallStep:
-    """One `uv pip install <args>` run from the repository folder."""
+    """One `uv pip install <args>`, run from `cwd` (None: the repository folder)."""
 
     description: str
     args: tuple[str, ...]
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class CondaEnvironment:
+    """The conda packages of an environment.yml; `channels` empty means the configured default ones."""
+
+    source: str  # the file, relative to the repository
+    channels: tuple[str, ...]
+    specs: tuple[str, ...]  # match specs, the Python one included
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class BuildPlan:
     post_build: Path | None = None
     start: Path | None = None
     apt_packages: tuple[str, ...] = ()
+    conda: CondaEnvironment | None = None
     notes: tuple[str, ...] = field(default=())
 
 
@@ -135,36 +148,52 @@ def _refuse_container_files(config_dir: Path, repo_dir: Path, builder: BuilderAb
         )
 
 
-def _conda_plan(
+@dataclass(frozen=True)
+class _EnvironmentFile:
+    python: str | None
+    pip_requirements: tuple[str, ...]
+    conda_specs: tuple[str, ...]  # everything but python and pip
+    python_specs: tuple[str, ...]  # the file's python match specs, as written
+    channels: tuple[str, ...]
+
+
+def _read_environment(
     environment: Path, repo_dir: Path, available: tuple[str, ...], builder: BuilderAbilities
-) -> tuple[str | None, list[str]]:
-    """(python version or None, pip requirements) of environment.yml; refuses conda packages."""
+) -> _EnvironmentFile:
+    """environment.yml as repo2docker reads it (`name` ignored); refused if `builder` has no conda."""
+    where = environment.relative_to(repo_dir)
     try:
         content = yaml.safe_load(environment.read_text()) or {}
     except yaml.YAMLError as error:
-        raise UnsupportedRepository(f"{environment.relative_to(repo_dir)} is not valid YAML: {error}") from None
-    python, pip_requirements, conda_only = None, [], []
+        raise UnsupportedRepository(f"{where} is not valid YAML: {error}") from None
+    if not isinstance(content, dict):
+        raise UnsupportedRepository(f"{where} must be a mapping with `dependencies` (and `channels`).")
+    python, pip_requirements, conda_specs, python_specs = None, [], [], []
     for dependency in content.get("dependencies") or []:
         if isinstance(dependency, dict) and "pip" in dependency:
-            pip_requirements.extend(str(r) for r in dependency["pip"] or [])
+            # Each line as pip reads a requirements file: `-r file` and `-e .` are two arguments.
+            for requirement in dependency["pip"] or []:
+                pip_requirements.extend(shlex.split(str(requirement), comments=True))
             continue
         name = str(dependency).split("::")[-1].strip()
         match = _CONDA_PYTHON_RE.match(name)
         if match:
+            python_specs.append(name)  # kept whole for the solver: python=3.10.4 pins the patch release
             version = (match["version"] or "").rstrip(".*")
             if version and match["op"] in (None, "=", "=="):
                 python = ".".join(version.split(".")[:2])
             elif version:
                 python = highest_matching(f"{match['op']}{version}", available, environment.name)
         elif re.split(r"[=<>~! ]", name, maxsplit=1)[0] != "pip":
-            conda_only.append(name)
-    if conda_only:
-        listed = ", ".join(conda_only[:5]) + (" ..." if len(conda_only) > 5 else "")
+            conda_specs.append(str(dependency).strip())
+    if conda_specs and not builder.conda:
+        listed = ", ".join(conda_specs[:5]) + (" ..." if len(conda_specs) > 5 else "")
         raise UnsupportedRepository(
-            f"{environment.relative_to(repo_dir)} asks for conda packages ({listed}), which {builder.name} "
+            f"{where} asks for conda packages ({listed}), which {builder.name} "
             f"cannot install (it honours only python and the pip section); {builder.elsewhere}."
         )
-    return python, pip_requirements
+    channels = tuple(str(c) for c in content.get("channels") or [])
+    return _EnvironmentFile(python, tuple(pip_requirements), tuple(conda_specs), tuple(python_specs), channels)
 
 
 def _pipfile_lock_requirements(lock: dict[str, Any]) -> list[str]:
@@ -256,13 +285,23 @@ def plan_build(
     _refuse_container_files(config_dir, repo_dir, builder)
     python = runtime_python(config_dir)
     installs: list[InstallStep] = []
+    conda: CondaEnvironment | None = None
 
     environment = config_dir / "environment.yml"
     if environment.is_file():
-        conda_python, pip_requirements = _conda_plan(environment, repo_dir, available, builder)
-        python = python or conda_python
-        if pip_requirements:
-            installs.append(InstallStep("installing the pip section of environment.yml", tuple(pip_requirements)))
+        read = _read_environment(environment, repo_dir, available, builder)
+        python = python or read.python
+        if read.conda_specs:
+            conda = CondaEnvironment(
+                str(environment.relative_to(repo_dir)),
+                read.channels,
+                (f"python {python or default_python}.*", *read.python_specs, *read.conda_specs),
+            )
+        if read.pip_requirements:
+            # As pip runs in conda: relative paths are relative to environment.yml's folder.
+            installs.append(
+                InstallStep("installing the pip section of environment.yml", read.pip_requirements, config_dir)
+            )
     elif (config_dir / "Pipfile").is_file() or (config_dir / "Pipfile.lock").is_file():
         pipfile_python, args, source = _pipfile_plan(config_dir, repo_dir)
         python = python or pipfile_python
@@ -288,4 +327,5 @@ def plan_build(
         installs=tuple(installs),
         post_build=script("postBuild"),
         start=script("start"),
+        conda=conda,
     )

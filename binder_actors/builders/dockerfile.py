@@ -63,8 +63,14 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
     ]
     install = ["uv", "pip", "install", "--python", f"{VENV}/bin/python"]
     for step in plan.installs:
+        # A step run from a folder of its own (environment.yml's pip section) runs there in the image too.
+        folder = step.cwd.relative_to(repo_dir).as_posix() if step.cwd and step.cwd != repo_dir else None
+        if folder:
+            lines.append(f"WORKDIR {HOME}/{folder}")
         # The exec form: requirement markers and URLs reach uv as they are, no shell quoting involved.
         lines.append("RUN " + json.dumps([*install, *(_in_container(arg, repo_dir) for arg in step.args)]))
+        if folder:
+            lines.append(f"WORKDIR {HOME}")
     scripts = [path for path in (relative["post_build"], relative["start"]) if path]
     if scripts:
         lines.append("RUN " + json.dumps(["chmod", "+x", *scripts]))

@@ -1,4 +1,5 @@
-"""The local builder: one uv environment per image, no containers (the embedded default).
+"""The local builder: one uv (or, for environment.yml's conda packages, py-rattler) environment per
+image, no containers (the embedded default).
 
 It runs the plan `detect.plan_build` makes from repo2docker's rules. The Jupyter server stack is
 one shared environment per Python version, put on each image's path after the image's own
@@ -20,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from binder_actors.builders import BuildFailed, Emit
+from binder_actors.builders.conda import install_environment
 from binder_actors.builders.detect import KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
 from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
 from binder_actors.builders.steps import kill_group, run_step, within_build_timeout
@@ -201,14 +203,20 @@ class LocalBuildExecutor:
         plan = plan_build(repo_dir, self.config.python_version, pythons)
         interpreter = find_python(plan.python_version)
         if interpreter is None:
+            # A conda environment brings its own Python, but the shared server stack is built with ours.
+            where = plan.conda.source if plan.conda else "runtime.txt"
             raise BuildFailed(
                 f"Python {plan.python_version} is not installed on this machine; install it "
-                "(for example with pyenv) or ask for another version in runtime.txt."
+                f"(for example with pyenv) or ask for another version in {where}."
             )
         stack_dir = await self._ensure_stack(plan.python_version, interpreter, emit, lock)
 
-        await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
-        await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
+        if plan.conda is not None:
+            # The environment's own Python runs the server and the kernel, the shared stack on its path.
+            await install_environment(plan.conda, env_dir, self.config.conda, self.config.data_dir / "conda", emit)
+        else:
+            await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
+            await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
         stack_site = _site_packages(stack_dir)
         # Appended after the environment's own site-packages: the repository's packages win.
         (_site_packages(env_dir) / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")
@@ -220,7 +228,7 @@ class LocalBuildExecutor:
         install = [*_uv(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
         for step in plan.installs:
             await emit(progress("building", step.description.capitalize()))
-            await run([*install, *step.args], step.description, cwd=repo_dir)
+            await run([*install, *step.args], step.description, cwd=step.cwd or repo_dir)
         for script in (plan.post_build, plan.start):
             if script is not None:
                 script.chmod(script.stat().st_mode | 0o111)

@@ -118,7 +118,6 @@ def test_corpus_repository_builds_and_behaves_as_on_mybinder(name, corpus_root, 
         ({"binder/x": "", ".binder/x": ""}, "both binder/ and .binder/"),
         ({"runtime.txt": "python-3.99\n"}, "Python 3.99 is not installed"),
         ({"runtime.txt": "python-3.12.1\n"}, "python-X.Y"),
-        ({"environment.yml": "dependencies:\n  - numpy\n"}, "conda packages (numpy)"),
     ],
 )
 def test_unbuildable_repositories_fail_in_one_clear_sentence(files, message, tmp_path, stack):

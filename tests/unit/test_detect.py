@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from binder_actors.builders.detect import UnsupportedRepository, plan_build
+from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build
 
 ALL_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 
@@ -141,7 +141,6 @@ def test_runtime_txt_must_be_python_major_minor(tmp_path, runtime):
         ({"runtime.txt": "r-4.1-2022-01-01"}, "runtime.txt"),
         ({"Project.toml": ""}, "Project.toml"),
         ({"default.nix": ""}, "default.nix"),
-        ({"environment.yml": "dependencies:\n  - numpy\n  - python=3.11\n"}, "environment.yml"),
     ],
 )
 def test_what_needs_containers_is_refused_naming_file_and_backend(tmp_path, files, named):
@@ -160,3 +159,46 @@ def test_post_build_and_start_are_found_in_the_config_dir(tmp_path):
     result = plan(tmp_path, {"binder/postBuild": "echo", "binder/start": 'exec "$@"', "postBuild": "no"})
     assert result.post_build == tmp_path / "binder" / "postBuild"
     assert result.start == tmp_path / "binder" / "start"
+
+
+@pytest.mark.parametrize(
+    ("environment", "channels", "specs"),
+    [
+        # No channels: the configured ones (conda-forge by default); no python: the default 3.10.
+        ("dependencies:\n  - numpy>=1.20\n", (), ("python 3.10.*", "numpy>=1.20")),
+        (
+            "name: ignored\nchannels: [bioconda, conda-forge]\ndependencies:\n  - python=3.11\n  - samtools\n",
+            ("bioconda", "conda-forge"),
+            ("python 3.11.*", "python=3.11", "samtools"),
+        ),
+        (
+            "dependencies:\n  - python>=3.11\n  - conda-forge::numpy\n  - pip\n",
+            (),
+            ("python 3.13.*", "python>=3.11", "conda-forge::numpy"),
+        ),
+        ("dependencies:\n  - python=3.10.4\n  - r-base\n", (), ("python 3.10.*", "python=3.10.4", "r-base")),
+    ],
+)
+def test_conda_packages_are_planned_for_the_local_builder(tmp_path, environment, channels, specs):
+    result = plan(tmp_path, {"environment.yml": environment})
+    assert result.conda is not None
+    assert (result.conda.source, result.conda.channels, result.conda.specs) == ("environment.yml", channels, specs)
+
+
+def test_an_environment_with_only_python_and_pip_needs_no_conda(tmp_path):
+    assert plan(tmp_path, {"environment.yml": "dependencies:\n  - python=3.11\n  - pip\n"}).conda is None
+
+
+def test_the_pip_section_runs_from_the_files_folder_with_each_option_split(tmp_path):
+    files = {
+        "binder/environment.yml": "dependencies:\n  - numpy\n  - pip:\n    - -r extra.txt\n    - -e ..\n    - six\n"
+    }
+    (step,) = plan(tmp_path, files).installs
+    assert step.args == ("-r", "extra.txt", "-e", "..", "six")
+    assert step.cwd == tmp_path / "binder"
+
+
+def test_the_docker_builder_still_refuses_conda_packages_naming_them(tmp_path):
+    files = {"environment.yml": "dependencies:\n  - numpy\n  - python=3.11\n"}
+    with pytest.raises(UnsupportedRepository, match=r"conda packages \(numpy\).*the docker builder"):
+        plan_build(repo(tmp_path, files), "3.10", ALL_PYTHONS, DOCKER_BUILDER)

@@ -70,3 +70,10 @@ def test_local_builder_still_refuses_apt_txt(tmp_path):
 )
 def test_registry_host_decides_whether_to_push(image, host):
     assert registry_host(image) == host
+
+
+def test_the_pip_section_of_a_binder_environment_yml_runs_from_its_folder(tmp_path):
+    files = {"binder/environment.yml": "dependencies:\n  - python=3.11\n  - pip:\n    - -r extra.txt\n"}
+    lines = dockerfile(tmp_path, files)
+    run = lines.index('RUN ["uv", "pip", "install", "--python", "/srv/venv/bin/python", "-r", "extra.txt"]')
+    assert lines[run - 1 : run + 2 : 2] == ["WORKDIR /home/jovyan/binder", "WORKDIR /home/jovyan"]
