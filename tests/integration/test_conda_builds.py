@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -71,9 +70,7 @@ def leftovers(data_dir: Path, name: str) -> list[Path]:
 
 def test_conda_packages_and_the_pip_section_install_into_the_environments_python(channel, data_dir, tmp_path):
     make_repo(tmp_path, "conda-env", CONDA_REPO)
-    started = time.monotonic()
     built = cli(data_dir, channel.url, "build", str(tmp_path / "conda-env"))
-    cold = time.monotonic() - started
     assert built.returncode == 0, built.stderr[-3000:]
     assert "Solving the conda packages of binder/environment.yml" in built.stderr
     assert "Downloading condalib" in built.stderr
@@ -94,13 +91,10 @@ def test_conda_packages_and_the_pip_section_install_into_the_environments_python
 
     # The same packages in another repository: linked from the shared package cache, nothing downloaded.
     make_repo(tmp_path, "conda-env-again", {**CONDA_REPO, "README.md": "another repository\n"})
-    started = time.monotonic()
     again = cli(data_dir, channel.url, "build", str(tmp_path / "conda-env-again"))
-    warm = time.monotonic() - started
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Downloading" not in again.stderr
     assert "Installed 3 conda packages (3 from the cache" in again.stderr
-    assert warm < cold  # measured: 5-8 s cold (the server stack from uv's cache included), 0.8 s warm
 
 
 def test_an_unsolvable_spec_fails_with_the_solvers_explanation_and_leaves_nothing(channel, data_dir, tmp_path):
