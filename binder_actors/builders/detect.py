@@ -262,6 +262,18 @@ def apt_packages(config_dir: Path) -> tuple[str, ...]:
     return tuple(packages)
 
 
+def _installable_pyproject(repo_dir: Path) -> bool:
+    """repo2docker installs a root pyproject.toml only with both `[project]` and `[build-system]`."""
+    pyproject = repo_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    try:
+        content = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UnsupportedRepository(f"pyproject.toml is not valid TOML: {error}") from None
+    return "project" in content and "build-system" in content
+
+
 def _requires_python(repo_dir: Path, available: tuple[str, ...]) -> str | None:
     pyproject = repo_dir / "pyproject.toml"
     if not pyproject.is_file():
@@ -311,7 +323,7 @@ def plan_build(
         requirements = config_dir / "requirements.txt"
         if requirements.is_file():
             installs.append(InstallStep(f"installing {requirements.relative_to(repo_dir)}", ("-r", str(requirements))))
-        if at_root and ((repo_dir / "setup.py").is_file() or (repo_dir / "pyproject.toml").is_file()):
+        if at_root and ((repo_dir / "setup.py").is_file() or _installable_pyproject(repo_dir)):
             installs.append(InstallStep("installing the repository (pip install .)", (".",)))
         if at_root and python is None:
             python = _requires_python(repo_dir, available)

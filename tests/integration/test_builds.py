@@ -29,7 +29,14 @@ CORPUS: dict[str, dict[str, str]] = {
     },
     "requires-python": {
         "pyproject.toml": "[project]\nname = 'rp'\nversion = '1'\nrequires-python = '>=3.11,<3.12'\n"
-        "[tool.setuptools]\npy-modules = []\n",
+        "[build-system]\nrequires = ['setuptools']\nbuild-backend = 'setuptools.build_meta'\n"
+        "[tool.setuptools]\npy-modules = ['rp_mod']\n",
+        "rp_mod.py": "ANSWER = 11\n",
+    },
+    # No [build-system]: repo2docker does not install it (a pip install of this metadata would fail).
+    "pyproject-without-build-system": {
+        "pyproject.toml": "[project]\nname = 'tool-config-only'\n[tool.ruff]\nline-length = 100\n",
+        "requirements.txt": "tabulate==0.9.0\n",
     },
     "runtime-txt": {"runtime.txt": "python-3.12\n", "requirements.txt": "tabulate==0.9.0\n"},
     "pipfile-lock-wins": {
@@ -63,7 +70,11 @@ CHECKS: dict[str, str] = {
         "import os, sys; sys.path = [p for p in sys.path if p not in ('', os.getcwd())]; "
         "import corpus_mod2; print('site-packages' in corpus_mod2.__file__)"
     ),
-    "requires-python": "import sys; print('%d.%d' % sys.version_info[:2])",
+    "requires-python": (
+        "import os, sys; sys.path = [p for p in sys.path if p not in ('', os.getcwd())]; "
+        "import rp_mod; print('%d.%d' % sys.version_info[:2], rp_mod.ANSWER)"
+    ),
+    "pyproject-without-build-system": "import tabulate; print(tabulate.__version__)",
     "runtime-txt": "import sys, tabulate; print('%d.%d' % sys.version_info[:2])",
     "pipfile-lock-wins": "import tabulate, six; print(tabulate.__version__, six.__version__)",
     "environment-yml-pip": "import sys, tabulate; print('%d.%d' % sys.version_info[:2], tabulate.__version__)",
@@ -74,7 +85,8 @@ CHECKS: dict[str, str] = {
 EXPECTED: dict[str, str] = {
     "requirements-local-refs": "0.9.0 42",
     "setup-py-not-editable": "True",
-    "requires-python": "3.11",
+    "requires-python": "3.11 11",
+    "pyproject-without-build-system": "0.9.0",
     "runtime-txt": "3.12",
     "pipfile-lock-wins": "0.9.0 1.16.0",
     "environment-yml-pip": "3.11 0.9.0",

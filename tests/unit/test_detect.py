@@ -53,7 +53,12 @@ def test_binder_and_dot_binder_together_is_an_error(tmp_path):
         ({}, []),
         ({"requirements.txt": "x"}, [("-r", "<repo>/requirements.txt")]),
         ({"setup.py": ""}, [(".",)]),
-        ({"pyproject.toml": "[project]\nname='x'\n"}, [(".",)]),
+        # A root pyproject.toml is installed only with both [project] and [build-system], as repo2docker does.
+        ({"pyproject.toml": "[project]\nname='x'\n[build-system]\nrequires=['hatchling']\n"}, [(".",)]),
+        ({"pyproject.toml": "[project]\nname='x'\n"}, []),
+        ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n"}, []),
+        ({"pyproject.toml": "[tool.ruff]\nline-length = 120\n"}, []),
+        ({"pyproject.toml": "[tool.ruff]\n", "setup.py": ""}, [(".",)]),
         ({"requirements.txt": "-e .\n", "setup.py": ""}, [("-r", "<repo>/requirements.txt"), (".",)]),
         # Root-only files are ignored when a binder folder exists.
         ({"binder/requirements.txt": "x", "setup.py": ""}, [("-r", "<repo>/binder/requirements.txt")]),
