@@ -49,7 +49,11 @@ DOCKER_BUILDER = BuilderAbilities(
     "set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes for this repository",
 )
 
-_RUNTIME_RE = re.compile(r"^python-(\d+\.\d+)$")
+_RUNTIME_RE = re.compile(r"^python-(?P<major>\d+)(?:\.(?P<minor>\d+))?$")
+# What repo2docker gives a major-only runtime.txt (`python-3`).
+MAJOR_PYTHONS = {"2": "2.7", "3": "3.10"}
+# Pythons repo2docker runs only as a kernel beside a newer server; the builders here cannot.
+LEGACY_KERNEL_PYTHONS = ("2.7", "3.0", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6")
 _CONDA_PYTHON_RE = re.compile(r"^python\s*(?P<op>==|=|>=|<=|>|<|~=)?\s*(?P<version>[\d.*]+)?$")
 
 
@@ -94,7 +98,7 @@ def find_config_dir(repo_dir: Path) -> Path:
 
 
 def runtime_python(config_dir: Path) -> str | None:
-    """The X.Y of runtime.txt's `python-X.Y`; None without runtime.txt."""
+    """The X.Y of runtime.txt's `python-X.Y` (`python-3`: repo2docker's default Python 3); None without it."""
     runtime = config_dir / "runtime.txt"
     if not runtime.is_file():
         return None
@@ -104,7 +108,16 @@ def runtime_python(config_dir: Path) -> str | None:
         raise UnsupportedRepository(
             f"runtime.txt says {text!r}; write `python-X.Y` (major.minor only, e.g. python-3.11)."
         )
-    return match[1]
+    version = f"{match['major']}.{match['minor']}" if match["minor"] else MAJOR_PYTHONS.get(match["major"])
+    if version is None:
+        raise UnsupportedRepository(f"runtime.txt says {text!r}: there is no Python {match['major']}.")
+    if version in LEGACY_KERNEL_PYTHONS:
+        raise UnsupportedRepository(
+            f"runtime.txt asks for Python {version}, which runs only as a kernel beside a newer server "
+            f"(repo2docker does that); binder-actors builds Python {KNOWN_PYTHONS[0]} and newer: "
+            f"set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes."
+        )
+    return version
 
 
 def highest_matching(specifier: str, available: tuple[str, ...], source: str) -> str:

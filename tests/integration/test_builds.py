@@ -38,6 +38,7 @@ CORPUS: dict[str, dict[str, str]] = {
         "pyproject.toml": "[project]\nname = 'tool-config-only'\n[tool.ruff]\nline-length = 100\n",
         "requirements.txt": "tabulate==0.9.0\n",
     },
+    "runtime-txt-python-3": {"runtime.txt": "python-3\n"},
     "runtime-txt": {"runtime.txt": "python-3.12\n", "requirements.txt": "tabulate==0.9.0\n"},
     "pipfile-lock-wins": {
         "Pipfile": '[packages]\ntabulate = "==0.8.10"\n',
@@ -75,6 +76,7 @@ CHECKS: dict[str, str] = {
         "import rp_mod; print('%d.%d' % sys.version_info[:2], rp_mod.ANSWER)"
     ),
     "pyproject-without-build-system": "import tabulate; print(tabulate.__version__)",
+    "runtime-txt-python-3": "import sys; print('%d.%d' % sys.version_info[:2])",
     "runtime-txt": "import sys, tabulate; print('%d.%d' % sys.version_info[:2])",
     "pipfile-lock-wins": "import tabulate, six; print(tabulate.__version__, six.__version__)",
     "environment-yml-pip": "import sys, tabulate; print('%d.%d' % sys.version_info[:2], tabulate.__version__)",
@@ -87,6 +89,7 @@ EXPECTED: dict[str, str] = {
     "setup-py-not-editable": "True",
     "requires-python": "3.11 11",
     "pyproject-without-build-system": "0.9.0",
+    "runtime-txt-python-3": "3.10",
     "runtime-txt": "3.12",
     "pipfile-lock-wins": "0.9.0 1.16.0",
     "environment-yml-pip": "3.11 0.9.0",
@@ -130,6 +133,8 @@ def test_corpus_repository_builds_and_behaves_as_on_mybinder(name, corpus_root, 
         ({"binder/x": "", ".binder/x": ""}, "both binder/ and .binder/"),
         ({"runtime.txt": "python-3.99\n"}, "Python 3.99 is not installed"),
         ({"runtime.txt": "python-3.12.1\n"}, "python-X.Y"),
+        ({"runtime.txt": "python-3.7.3\n"}, "python-X.Y"),
+        ({"runtime.txt": "python-2\n"}, "asks for Python 2.7, which runs only as a kernel"),
     ],
 )
 def test_unbuildable_repositories_fail_in_one_clear_sentence(files, message, tmp_path, stack):

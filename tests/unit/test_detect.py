@@ -130,9 +130,31 @@ def test_which_python(tmp_path, files, available, python):
     assert plan(tmp_path, files, available).python_version == python
 
 
-@pytest.mark.parametrize("runtime", ["python-3.12.1", "python3.11", "python-3"])
+@pytest.mark.parametrize("runtime", ["python-3.12.1", "python3.11", "python-3.7.3", "python"])
 def test_runtime_txt_must_be_python_major_minor(tmp_path, runtime):
     with pytest.raises(UnsupportedRepository, match="python-X.Y"):
+        plan(tmp_path, {"runtime.txt": runtime})
+
+
+@pytest.mark.parametrize(
+    ("runtime", "python"),
+    [("python-3", "3.10"), ("python-3\n", "3.10"), ("python-3.11", "3.11"), ("python-3.7", "3.7")],
+)
+def test_runtime_txt_python_3_is_repo2dockers_default_python_3(tmp_path, runtime, python):
+    assert plan(tmp_path, {"runtime.txt": runtime}).python_version == python
+
+
+@pytest.mark.parametrize(
+    ("runtime", "named"),
+    [
+        ("python-2", "Python 2.7"),
+        ("python-2.7", "Python 2.7"),
+        ("python-3.6", "Python 3.6"),
+        ("python-4", "no Python 4"),
+    ],
+)
+def test_runtime_txt_pythons_only_repo2docker_runs_as_a_kernel_are_refused_naming_them(tmp_path, runtime, named):
+    with pytest.raises(UnsupportedRepository, match=named):
         plan(tmp_path, {"runtime.txt": runtime})
 
 
