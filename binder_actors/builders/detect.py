@@ -331,7 +331,8 @@ def plan_build(
         pipfile_python, args, source = _pipfile_plan(config_dir, repo_dir)
         python = python or pipfile_python
         if args:
-            installs.append(InstallStep(f"installing {source}", tuple(args)))
+            # As pipenv reads them: paths are relative to the Pipfile's folder.
+            installs.append(InstallStep(f"installing {source}", tuple(args), config_dir))
     else:
         requirements = config_dir / "requirements.txt"
         if requirements.is_file():

@@ -39,6 +39,11 @@ CORPUS: dict[str, dict[str, str]] = {
         "requirements.txt": "tabulate==0.9.0\n",
     },
     "runtime-txt-python-3": {"runtime.txt": "python-3\n"},
+    "pipfile-path-relative-to-its-folder": {
+        ".binder/Pipfile": '[packages]\ndummy = {path = "..", editable = true}\n',
+        "setup.py": "from setuptools import setup\nsetup(name='dummy', py_modules=['dummy_mod'])\n",
+        "dummy_mod.py": "ANSWER = 5\n",
+    },
     "runtime-txt": {"runtime.txt": "python-3.12\n", "requirements.txt": "tabulate==0.9.0\n"},
     "pipfile-lock-wins": {
         "Pipfile": '[packages]\ntabulate = "==0.8.10"\n',
@@ -77,6 +82,10 @@ CHECKS: dict[str, str] = {
     ),
     "pyproject-without-build-system": "import tabulate; print(tabulate.__version__)",
     "runtime-txt-python-3": "import sys; print('%d.%d' % sys.version_info[:2])",
+    "pipfile-path-relative-to-its-folder": (
+        "import os, sys; sys.path = [p for p in sys.path if p not in ('', os.getcwd())]; "
+        "import dummy_mod; print(dummy_mod.ANSWER)"
+    ),
     "runtime-txt": "import sys, tabulate; print('%d.%d' % sys.version_info[:2])",
     "pipfile-lock-wins": "import tabulate, six; print(tabulate.__version__, six.__version__)",
     "environment-yml-pip": "import sys, tabulate; print('%d.%d' % sys.version_info[:2], tabulate.__version__)",
@@ -90,6 +99,7 @@ EXPECTED: dict[str, str] = {
     "requires-python": "3.11 11",
     "pyproject-without-build-system": "0.9.0",
     "runtime-txt-python-3": "3.10",
+    "pipfile-path-relative-to-its-folder": "5",
     "runtime-txt": "3.12",
     "pipfile-lock-wins": "0.9.0 1.16.0",
     "environment-yml-pip": "3.11 0.9.0",

@@ -83,6 +83,19 @@ def test_what_gets_installed(tmp_path, files, expected):
     assert installs(tmp_path, files) == expected
 
 
+@pytest.mark.parametrize(
+    ("files", "cwd"),
+    [
+        ({"Pipfile": '[packages]\nmine = {path = ".", editable = true}\n'}, "."),
+        ({".binder/Pipfile": '[packages]\ndummy = {path = "..", editable = true}\n'}, ".binder"),
+        ({"binder/Pipfile.lock": json.dumps({"default": {"d": {"path": ".."}}})}, "binder"),
+    ],
+)
+def test_pipfile_paths_are_relative_to_the_pipfiles_folder(tmp_path, files, cwd):
+    (step,) = plan(tmp_path, files).installs
+    assert step.cwd == (tmp_path / cwd if cwd != "." else tmp_path)
+
+
 def test_pipfile_lock_wins_and_installs_dev_packages(tmp_path):
     lock = {
         "_meta": {"requires": {"python_version": "3.11"}},
