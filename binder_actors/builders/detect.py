@@ -298,6 +298,13 @@ def _requires_python(repo_dir: Path, available: tuple[str, ...]) -> str | None:
     return highest_matching(specifier, available, "pyproject.toml requires-python") if specifier else None
 
 
+def script_command(script: Path) -> tuple[str, ...]:
+    """How repo2docker runs postBuild (`./postBuild`): by its shebang when it has one, else with bash."""
+    with script.open("rb") as opened:
+        has_shebang = opened.read(2) == b"#!"
+    return (str(script),) if has_shebang else ("bash", str(script))
+
+
 def plan_build(
     repo_dir: Path, default_python: str, available: tuple[str, ...], builder: BuilderAbilities = LOCAL_BUILDER
 ) -> BuildPlan:

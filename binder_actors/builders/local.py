@@ -22,7 +22,13 @@ from pathlib import Path
 
 from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.conda import install_environment
-from binder_actors.builders.detect import KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
+from binder_actors.builders.detect import (
+    KNOWN_PYTHONS,
+    BuildPlan,
+    UnsupportedRepository,
+    plan_build,
+    script_command,
+)
 from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
 from binder_actors.builders.steps import kill_group, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
@@ -235,7 +241,7 @@ class LocalBuildExecutor:
         if plan.post_build is not None:
             await emit(progress("building", "Running postBuild"))
             await run(
-                ["bash", str(plan.post_build)],
+                list(script_command(plan.post_build)),
                 "postBuild",
                 cwd=repo_dir,
                 env={**os.environ, **server_environment(image, repo_dir)},

@@ -67,6 +67,12 @@ CORPUS: dict[str, dict[str, str]] = {
         "setup.py": "raise SystemExit('root setup.py must be ignored when binder/ exists')\n",
     },
     "repo-packages-win": {"requirements.txt": "packaging==23.2\n"},
+    # A postBuild in Python, as some repositories have: run by its shebang, not by bash.
+    "post-build-by-shebang": {
+        "postBuild": "#!/usr/bin/env python\nimport sys\n"
+        "open('post-build-python.txt', 'w').write('%d.%d' % sys.version_info[:2])\n",
+        "runtime.txt": "python-3.12\n",
+    },
 }
 
 CHECKS: dict[str, str] = {
@@ -91,6 +97,7 @@ CHECKS: dict[str, str] = {
     "environment-yml-pip": "import sys, tabulate; print('%d.%d' % sys.version_info[:2], tabulate.__version__)",
     "post-build-and-start": "import os; print(open('postbuild-output.txt').read().strip(), os.environ['STARTED_BY'])",
     "repo-packages-win": "import packaging, jupyter_server; print(packaging.__version__)",
+    "post-build-by-shebang": "print(open('post-build-python.txt').read())",
 }
 
 EXPECTED: dict[str, str] = {
@@ -105,6 +112,7 @@ EXPECTED: dict[str, str] = {
     "environment-yml-pip": "3.11 0.9.0",
     "post-build-and-start": "built-by-postBuild start-script",
     "repo-packages-win": "23.2",
+    "post-build-by-shebang": "3.12",
 }
 
 

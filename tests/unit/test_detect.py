@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build
+from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build, script_command
 
 ALL_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 
@@ -242,3 +242,21 @@ def test_the_docker_builder_still_refuses_conda_packages_naming_them(tmp_path):
     files = {"environment.yml": "dependencies:\n  - numpy\n  - python=3.11\n"}
     with pytest.raises(UnsupportedRepository, match=r"conda packages \(numpy\).*the docker builder"):
         plan_build(repo(tmp_path, files), "3.10", ALL_PYTHONS, DOCKER_BUILDER)
+
+
+@pytest.mark.parametrize(
+    ("content", "runs_with_bash"),
+    [
+        ("#!/usr/bin/env python3\nprint('hi')\n", False),
+        ("#!/bin/bash\necho hi\n", False),
+        ("echo hi\n", True),
+        ("", True),
+        (" #!/bin/sh\n", True),
+        ("# comment\n#!/bin/sh\n", True),
+    ],
+)
+def test_post_build_runs_by_its_shebang_else_with_bash(tmp_path, content, runs_with_bash):
+    script = tmp_path / "postBuild"
+    script.write_text(content)
+    expected = ("bash", str(script)) if runs_with_bash else (str(script),)
+    assert script_command(script) == expected
