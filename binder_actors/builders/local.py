@@ -71,7 +71,9 @@ def server_environment(image: LocalImage, home: Path) -> dict[str, str]:
     """The environment a server or command of `image` runs with (PATH and Jupyter's search paths)."""
     stack_share = image.stack_dir / "share" / "jupyter"
     # ~/.local/bin and $REPO_DIR/.local/bin are one folder here: the session's home is its repo copy.
-    path = [str(image.env_dir / "bin"), str(home / ".local" / "bin")]
+    # The stack's commands (jupyter, jupyter-labextension...) are on PATH as in repo2docker's images,
+    # after the environment's own, so its python and pip win (the stack has no pip).
+    path = [str(image.env_dir / "bin"), str(home / ".local" / "bin"), str(image.stack_dir / "bin")]
     return {
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
         "VIRTUAL_ENV": str(image.env_dir),
@@ -222,7 +224,8 @@ class LocalBuildExecutor:
             await install_environment(plan.conda, env_dir, self.config.conda, self.config.data_dir / "conda", emit)
         else:
             await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
-            await run([*_uv(), "venv", "--quiet", "--python", str(interpreter), str(env_dir)], "uv venv")
+            # --seed: pip in the environment, for `pip install` in postBuild and `%pip` in a notebook.
+            await run([*_uv(), "venv", "--quiet", "--seed", "--python", str(interpreter), str(env_dir)], "uv venv")
         stack_site = _site_packages(stack_dir)
         # Appended after the environment's own site-packages: the repository's packages win.
         (_site_packages(env_dir) / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")

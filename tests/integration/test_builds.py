@@ -73,6 +73,11 @@ CORPUS: dict[str, dict[str, str]] = {
         "open('post-build-python.txt', 'w').write('%d.%d' % sys.version_info[:2])\n",
         "runtime.txt": "python-3.12\n",
     },
+    # As in repo2docker's images: the environment's pip and the stack's jupyter commands on PATH.
+    "post-build-uses-pip-and-jupyter": {
+        "postBuild": "set -e\npip install tabulate==0.9.0\n"
+        "jupyter labextension list > labextensions.txt 2>&1\njupyter --version > jupyter-version.txt\n",
+    },
 }
 
 CHECKS: dict[str, str] = {
@@ -98,6 +103,10 @@ CHECKS: dict[str, str] = {
     "post-build-and-start": "import os; print(open('postbuild-output.txt').read().strip(), os.environ['STARTED_BY'])",
     "repo-packages-win": "import packaging, jupyter_server; print(packaging.__version__)",
     "post-build-by-shebang": "print(open('post-build-python.txt').read())",
+    "post-build-uses-pip-and-jupyter": (
+        "import pip, tabulate; print(tabulate.__version__, 'jupyterlab' in open('jupyter-version.txt').read(), "
+        "'JupyterLab' in open('labextensions.txt').read())"
+    ),
 }
 
 EXPECTED: dict[str, str] = {
@@ -113,6 +122,7 @@ EXPECTED: dict[str, str] = {
     "post-build-and-start": "built-by-postBuild start-script",
     "repo-packages-win": "23.2",
     "post-build-by-shebang": "3.12",
+    "post-build-uses-pip-and-jupyter": "0.9.0 True True",
 }
 
 
