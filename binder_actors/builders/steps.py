@@ -122,7 +122,9 @@ async def run_step(
     # Whatever the step left running in its group (a daemon of postBuild) ends with it.
     kill_group(process.pid)
     if code < 0:
-        raise BuildFailed(f"{what} was killed ({signal_name(-code)}).", list(tail))
+        # Stopped from outside, not by the repository: the machine (out of memory), an operator, or
+        # this scheduler's own process ending (Ray stops a worker's children as it exits).
+        raise BuildFailed(f"{what} was killed ({signal_name(-code)}); please retry.", list(tail))
     if reason:
         raise BuildFailed(f"{what} failed (exit code {code}): {reason}", list(tail))
     if code != 0:

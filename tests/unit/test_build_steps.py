@@ -53,8 +53,8 @@ def test_output_lines_become_events_of_the_steps_phase() -> None:
     ("script", "message"),
     [
         ("exit 3", "the step failed (exit code 3)."),
-        ("kill -TERM $$", "the step was killed (SIGTERM)."),
-        ("kill -KILL $$", "the step was killed (SIGKILL)."),
+        ("kill -TERM $$", "the step was killed (SIGTERM); please retry."),
+        ("kill -KILL $$", "the step was killed (SIGKILL); please retry."),
     ],
 )
 def test_a_failed_step_says_how_it_ended(script: str, message: str) -> None:
