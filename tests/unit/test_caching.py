@@ -155,4 +155,4 @@ def test_single_flight_failure_whose_callers_all_left_is_not_reported_as_lost():
         await asyncio.sleep(0)
         return lost
 
-    assert asyncio.run(scenario()) == []
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == []  # a run that never ends fails, not hangs
