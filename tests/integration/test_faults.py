@@ -26,7 +26,8 @@ def test_launches_survive_an_actor_restart(actor_name, base_url, git_server, sta
     git_server.add(name, REQUIREMENTS_REPO)
     path = f"build/git/{git_spec(git_server.url(name), 'main')}"
     if actor_name != "BuildScheduler":  # the others are killed with the image built: launches in flight
-        assert read_events(base_url, path)[-1]["phase"] == "ready"
+        first = read_events(base_url, path)[-1]
+        assert first["phase"] == "ready", first
 
     with ThreadPoolExecutor(LAUNCHES) as pool:
         launches = [pool.submit(read_events, base_url, path) for _ in range(LAUNCHES)]
