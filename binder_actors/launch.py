@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from ray.exceptions import RayActorError, RayTaskError
 
@@ -18,11 +18,16 @@ from binder_actors.events import BinderEvent, failed
 from binder_actors.models import BuildRequest, LaunchRequest, ResolveRequest
 from binder_actors.names import launch_key, user_name_for_repo
 from binder_actors.providers import InvalidSpec, ResolvedRef, ResolveError
+from binder_actors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 RETRY_MESSAGE = "binder-actors restarted a part of itself during your launch; please retry."
 ABANDONED_CLEANUP_SECONDS = 120.0
+# A stream call that fails before its first event met an actor Ray is still restarting: the call never
+# started anything, and both streams are idempotent (one build per image, one launch per user), so it
+# is made again, for up to about 30 s, rather than failing the launch.
+_UNTIL_RESTARTED = RetryPolicy(attempts=8, first_delay=0.25, max_delay=8.0)
 
 # A stage that just ended: the ref is resolved, then the image was found in the cache or built
 # (the session's start ends with the stream's `ready` event).
@@ -50,6 +55,28 @@ async def _remove_abandoned(handles: ActorHandles, user: str) -> None:
 
 def _ignore_stage(stage: LaunchStage) -> None:
     pass
+
+
+async def _events(start: Callable[[], Any]) -> AsyncIterator[BinderEvent]:
+    """The events of the actor stream `start()` opens; opened again while it fails before its first event.
+
+    Once an event has arrived, an actor's death ends the stream with its RayActorError: the work it
+    had started is gone, and the caller says so.
+    """
+
+    async def first() -> tuple[Any, BinderEvent | None]:
+        stream = start()
+        try:
+            return stream, await (await stream.__anext__())
+        except StopAsyncIteration:
+            return stream, None
+
+    stream, event = await _UNTIL_RESTARTED.call(first, retry_on_error=lambda e: isinstance(e, RayActorError))
+    if event is None:
+        return
+    yield event
+    async for ref in stream:
+        yield await ref
 
 
 async def launch_events(
@@ -82,8 +109,7 @@ async def launch_events(
             on_stage("found")
             yield BinderEvent(phase="built", message="Found built image, launching...\n", image_name=image)
         else:
-            async for ref in handles.build_scheduler.build.remote(request):
-                event: BinderEvent = await ref
+            async for event in _events(lambda: handles.build_scheduler.build.remote(request)):
                 if event.phase == "built":
                     on_stage("built")
                 yield event
@@ -100,8 +126,8 @@ async def launch_events(
             launch_key=launch_key(launch_id),
         )
         try:
-            async for ref in handles.session_manager.launch.remote(launch):
-                yield await ref
+            async for event in _events(lambda: handles.session_manager.launch.remote(launch)):
+                yield event
         except RayActorError:
             # The manager died mid-launch: its successor cannot know this user is nobody's, we do.
             await _remove_abandoned(handles, launch.user)

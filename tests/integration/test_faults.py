@@ -62,3 +62,16 @@ def test_launches_survive_an_actor_restart(actor_name, base_url, git_server, sta
 
     for user in users_of(stack, name):
         ray.get(actors.session_manager.stop.remote(user.name))
+
+
+@pytest.mark.parametrize("actor_name", ["BuildScheduler", "SessionManager"])
+def test_a_launch_made_as_an_actor_restarts_waits_for_it(actor_name, base_url, git_server, stack, actors):
+    """Their streams are not retried by Ray: a call that meets the actor restarting is made again."""
+    name = f"restarting-{actor_name.lower()}"
+    git_server.add(name, REQUIREMENTS_REPO)
+    path = f"build/git/{git_spec(git_server.url(name), 'main')}"
+    ray.kill(ray.get_actor(actor_name, namespace=stack.config.namespace), no_restart=False)
+    final = read_events(base_url, path)[-1]
+    assert final["phase"] == "ready", final
+    for user in users_of(stack, name):
+        ray.get(actors.session_manager.stop.remote(user.name))
