@@ -13,12 +13,13 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import build, docker, fanin, launch, load, memory, sessions, stages, throughput
+from bench import build, conda, docker, fanin, launch, load, memory, sessions, stages, throughput
 
 RESULTS = Path(__file__).parent / "results"
 # One at a time: each starts and stops its own stack. throughput includes resolve.py's figures.
 BENCHMARKS = {
     "build": build.run,
+    "conda": conda.run,
     "launch": launch.run,
     "sessions": sessions.run,
     "stages": stages.run,
