@@ -31,6 +31,9 @@ _RETRY = RetryPolicy(attempts=RETRIES + 1, first_delay=RETRY_FIRST_DELAY)
 M = TypeVar("M", bound=BaseModel)
 STOP_WAIT_SECONDS = 30.0  # how long remove_user waits for the hub to say a user's servers stopped
 STOP_POLL_SECONDS = 0.2
+# The hub group every user binder-actors creates joins. It stops, deletes and culls only its members,
+# so on a hub shared with real users (BINDER_HUB_URL) theirs are never touched.
+MANAGED_GROUP = "binder-actors"
 
 
 class _HubModel(BaseModel):
@@ -109,7 +112,13 @@ class HubUser(_HubModel):
     name: str
     admin: bool = False
     created: datetime | None = None
+    groups: list[str] = []
     servers: dict[str, HubServer] = {}
+
+    @property
+    def managed(self) -> bool:
+        """Whether binder-actors created it (it is in MANAGED_GROUP), so it may stop or delete it."""
+        return MANAGED_GROUP in self.groups
 
     @property
     def launch_key(self) -> str:
@@ -160,6 +169,15 @@ class HubUnavailable(HubError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, 503)
+
+
+class NotManaged(HubError):
+    """The user exists but binder-actors did not create it: it is left alone."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__(
+            f"User {user} was not created by binder-actors (not in group {MANAGED_GROUP}): left alone.", 403
+        )
 
 
 class HubStillStopping(HubError):
@@ -231,7 +249,26 @@ class HubClient:
             raise
 
     async def create_user(self, name: str) -> None:
+        """Create `name` as a user of binder-actors' own: a member of MANAGED_GROUP (made if missing)."""
         await self.request("POST", f"users/{quote(name, safe='')}", body={})
+        try:
+            try:
+                await self._join_managed_group(name)
+            except HubError as error:
+                if error.status_code != 404:
+                    raise
+                await self.ensure_managed_group()
+                await self._join_managed_group(name)
+        except HubError:
+            await self.delete_user(name)  # made by us a moment ago: never leave it unmarked
+            raise
+
+    async def _join_managed_group(self, name: str) -> None:
+        await self.request("POST", f"groups/{MANAGED_GROUP}/users", body={"users": [name]})
+
+    async def ensure_managed_group(self) -> None:
+        """Create MANAGED_GROUP unless the hub has it (the hub's service needs the admin:groups scope)."""
+        await self.request("POST", f"groups/{MANAGED_GROUP}", body={}, ok=(200, 201, 409))
 
     async def delete_user(self, name: str) -> None:
         await self.request("DELETE", f"users/{quote(name, safe='')}", ok=(200, 204, 404))
@@ -280,8 +317,14 @@ class HubClient:
                 return users
             offset = int(following["offset"])
 
+    async def managed_users(self) -> list[HubUser]:
+        """The users binder-actors created (members of MANAGED_GROUP), paging through the hub's list."""
+        return [user for user in await self.list_users() if user.managed]
+
     async def remove_user(self, name: str, stop_within: float = STOP_WAIT_SECONDS) -> None:
         """Stop every server of `name`, wait until the hub says they stopped, then delete the user.
+
+        NotManaged if binder-actors did not create `name`: such a user is never stopped or deleted.
 
         The hub refuses to delete a user whose server is still stopping (and a slow spawner answers
         a stop with 202, stopping in the background), so the deletion waits for the hub's word.
@@ -291,6 +334,8 @@ class HubClient:
         user = await self.get_user(name)
         if user is None:
             return
+        if not user.managed:
+            raise NotManaged(name)
         for server_name in user.servers:
             await self.stop_server(name, server_name)
         loop = asyncio.get_running_loop()

@@ -104,7 +104,7 @@ class EmbeddedHub:
                 self.process.wait()
 
     def stop_all_sessions(self, token: str, concurrency: int = 10) -> None:
-        """Remove every temporary user, its servers stopped first (what Ctrl-C of serve does).
+        """Remove every temporary user binder-actors made, its servers stopped first (what Ctrl-C of serve does).
 
         Runs at shutdown, from synchronous code: one event loop of its own for the hub client.
         """
@@ -121,7 +121,7 @@ class EmbeddedHub:
                         log.warning("could not remove user=%s at shutdown: %s", name, error)
 
             try:
-                users = await hub.list_users()
+                users = await hub.managed_users()
                 await asyncio.gather(*(remove(user.name) for user in users if not user.admin))
             except HubError as error:  # the hub is gone: its servers stop with it, the rest shuts down
                 log.warning("could not list the sessions to remove at shutdown: %s", error)

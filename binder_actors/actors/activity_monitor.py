@@ -43,9 +43,11 @@ def cull_verdict(user: HubUser, now: datetime, *, timeout: float, max_age: float
     """Cull a user whose servers are all idle longer than `timeout` seconds, or all older than
     `max_age` seconds when it is set (jupyterhub-idle-culler's --timeout, --max-age, --cull-users).
 
-    Admin users and pending spawns or stops are left alone; a user without any server is a
-    temporary leftover, culled once it was created longer than `timeout` seconds ago.
+    Users binder-actors did not create, admin users and pending spawns or stops are left alone; a
+    user without any server is a temporary leftover, culled once created longer than `timeout` seconds ago.
     """
+    if not user.managed:
+        return Verdict(False, "not created by binder-actors")
     if user.admin:
         return Verdict(False, "admin user")
     for name, server in user.servers.items():

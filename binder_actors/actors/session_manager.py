@@ -72,7 +72,8 @@ class SessionManager:
         belongs to nobody and nothing else would remove it soon (the culler waits for idleness).
         """
         try:
-            users = await self.hub.list_users()
+            await self.hub.ensure_managed_group()
+            users = await self.hub.managed_users()
         except HubError as error:
             log.warning("could not look for orphaned sessions at start: %s", error)
             return []
@@ -179,7 +180,7 @@ class SessionManager:
                     return None
                 if step is Step.LIST_FIRST:
                     asked = self.admission.list_asked()
-                    self.admission.listed(await self.hub.list_users(), asked)
+                    self.admission.listed(await self.hub.managed_users(), asked)
                     listed = True
                 else:
                     existing = await self.hub.get_user(user)
@@ -289,7 +290,7 @@ class SessionManager:
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def list_sessions(self) -> list[Session]:
-        return [s for user in await self.hub.list_users() for s in user.sessions(self.hub.hub_url)]
+        return [s for user in await self.hub.managed_users() for s in user.sessions(self.hub.hub_url)]
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stop(self, user: str) -> None:

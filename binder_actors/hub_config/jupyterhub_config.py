@@ -34,6 +34,7 @@ c.JupyterHub.load_roles = [
         "scopes": [
             "admin:users",
             "admin:servers",
+            "admin:groups",  # the group that marks the users binder-actors created
             "tokens",
             "list:users",
             "read:users",

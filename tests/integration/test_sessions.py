@@ -11,7 +11,7 @@ import ray
 
 from binder_actors.actors.session_manager import SessionManager
 from binder_actors.config import BinderConfig
-from binder_actors.hub import HubClient
+from binder_actors.hub import MANAGED_GROUP, HubClient
 from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import image_name
 from serve_app.embedded import start_hub
@@ -248,17 +248,21 @@ def test_named_servers_when_configured(private_manager, built_launch):
 
 
 def test_shutdown_removes_the_temporary_users_of_every_page(tmp_path):
-    """What Ctrl-C of `make serve` does, against a hub of its own holding more users than one page."""
+    """What Ctrl-C of `make serve` does, against a hub of its own holding more of its users than one page."""
     token = "shutdown-test-token"
     hub = start_hub(BinderConfig(data_dir=tmp_path), token)
     try:
         api = httpx.Client(base_url=hub.url + "hub/api/", headers={"Authorization": f"token {token}"}, timeout=60)
         with api:
             # More than one page: the hub gives at most 200 users (api_page_max_limit) an answer.
-            made = api.post("users", json={"usernames": [f"temp-{i:03}" for i in range(230)]})
+            temporary = [f"temp-{i:03}" for i in range(230)]
+            made = api.post("users", json={"usernames": [*temporary, "a-real-user"]})
             assert made.status_code == 201, made.text
+            assert api.post(f"groups/{MANAGED_GROUP}", json={}).status_code == 201
+            joined = api.post(f"groups/{MANAGED_GROUP}/users", json={"users": temporary})
+            assert joined.status_code == 200, joined.text
             hub.stop_all_sessions(token)
             left = api.get("users", params={"limit": 200}).json()
-        assert left == []
+        assert [user["name"] for user in left] == ["a-real-user"]  # only what binder-actors made goes
     finally:
         hub.stop()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from binder_actors.actors.activity_monitor import cull_verdict
-from binder_actors.hub import HubUser
+from binder_actors.hub import MANAGED_GROUP, HubUser
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 TIMEOUT = 600.0
@@ -31,12 +31,18 @@ def server(
     }
 
 
-def user(*servers: dict[str, Any], admin: bool = False, created: float | None = 3600) -> HubUser:
+def user(
+    *servers: dict[str, Any],
+    admin: bool = False,
+    created: float | None = 3600,
+    groups: tuple[str, ...] = (MANAGED_GROUP,),
+) -> HubUser:
     names = ["", *(f"s{i}" for i in range(1, len(servers)))][: len(servers)]
     return HubUser.model_validate(
         {
             "name": "u",
             "admin": admin,
+            "groups": list(groups),
             "created": None if created is None else ago(created),
             "servers": dict(zip(names, servers, strict=True)),
         }
@@ -65,6 +71,9 @@ def user(*servers: dict[str, Any], admin: bool = False, created: float | None = 
         (user(created=601), 0, True, "no server, created 601s ago"),  # a leftover of a launch
         (user(created=30), 0, False, "no server, created 30s ago"),
         (user(created=None), 0, False, "no server and no creation time"),
+        # A user of a shared hub that binder-actors did not create: never culled, idle or serverless.
+        (user(server(active=5000, started=9000), groups=()), 60, False, "not created by binder-actors"),
+        (user(created=5000, groups=("students",)), 0, False, "not created by binder-actors"),
     ],
 )
 def test_cull_verdicts(hub_user, max_age, cull, reason):

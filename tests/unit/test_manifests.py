@@ -293,7 +293,7 @@ def test_hub_service_role_uses_real_scopes_for_its_service(hub_values: dict[str,
     role = hub["loadRoles"][service]
     assert role["services"] == [service]
     assert set(role["scopes"]) <= set(scope_definitions), set(role["scopes"]) - set(scope_definitions)
-    for needed in ("admin:users", "admin:servers", "read:users:activity"):
+    for needed in ("admin:users", "admin:servers", "admin:groups", "read:users:activity"):
         assert needed in role["scopes"]
 
 
