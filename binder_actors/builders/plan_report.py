@@ -120,7 +120,7 @@ def base_python_refusal(python: str, docker: DockerSettings) -> str | None:
 
 
 def _local_python_refusal(plan: BuildPlan) -> str | None:
-    from binder_actors.builders.local import interpreter_for
+    from binder_actors.builders.local import interpreter_for  # the local builder's modules only where used
 
     try:
         interpreter_for(plan)
@@ -228,17 +228,16 @@ def describe_checkout(repo_dir: Path, config: BinderConfig) -> CheckoutPlan:
     backend = backend_for(config)
     refusal: str | None = None
     notes: list[str] = []
-    try:
-        # The builder's own call: what it refuses, the plan refuses in the same words.
-        refusal = backend.python_refusal(
-            plan_build(repo_dir, backend.default_python, backend.pythons, backend.abilities)
-        )
-    except UnsupportedRepository as error:
-        refusal = str(error)
     if backend.abilities is REPO2DOCKER:
         # repo2docker builds whatever it can read; its own errors come with the build.
-        refusal = None
         notes.append("repo2docker builds this checkout; the steps above are how binder-actors reads its files.")
+    else:
+        try:
+            # The builder's own call: what it refuses, the plan refuses in the same words.
+            own = plan_build(repo_dir, backend.default_python, backend.pythons, backend.abilities)
+            refusal = backend.python_refusal(own)
+        except UnsupportedRepository as error:
+            refusal = str(error)
     plan: BuildPlan | None
     try:
         plan = plan_build(repo_dir, backend.default_python, backend.pythons, REPO2DOCKER)
