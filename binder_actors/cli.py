@@ -1,4 +1,4 @@
-"""`binder-actors`: run the service, launch repositories, build and run images from a terminal."""
+"""`binder-actors`: run the service, launch repositories, plan, build and run images from a terminal."""
 
 from __future__ import annotations
 
@@ -190,6 +190,25 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    """What a build of a checkout would do on the configured backend (BINDER_BUILDER), without building."""
+    from pathlib import Path
+
+    from binder_actors.builders.plan_report import describe_checkout, render_text
+
+    repo_dir = Path(args.dir)
+    if not repo_dir.is_dir():
+        print(f"error: {args.dir} is not a folder; give the path of a checked-out repository.", file=sys.stderr)
+        return 2
+    try:
+        plan = describe_checkout(repo_dir, BinderConfig())
+    except (OSError, UnicodeDecodeError) as error:  # a folder or file we may not read, or not as text
+        print(f"error: cannot read the checkout {args.dir}: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(plan.model_dump_json(indent=2) + "\n" if args.json else render_text(plan, repo_dir.resolve()))
+    return 0
+
+
 def _exec(args: argparse.Namespace) -> int:
     from binder_actors.builders.local import run_in_image
     from binder_actors.registries.local import LocalImageStore
@@ -236,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     build_cmd.add_argument("repo", help="git URL or path of a local git repository")
     build_cmd.add_argument("--ref", default="HEAD", help="branch, tag or commit (default HEAD)")
     build_cmd.set_defaults(run=_build)
+    plan_cmd = commands.add_parser(
+        "plan", help="print what a build of a checkout would do on the configured backend, without building"
+    )
+    plan_cmd.add_argument("dir", help="a checked-out repository")
+    plan_cmd.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    plan_cmd.set_defaults(run=_plan)
     exec_cmd = commands.add_parser("exec", help="run a command in a built image, as its server would run")
     exec_cmd.add_argument("image", help="an image name printed by `build` or a launch")
     exec_cmd.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")

@@ -1,7 +1,7 @@
 """repo2docker's rules as a pure function of a repository's files: what to install, with which Python.
 
-`plan_build` reads files and decides; it runs nothing. The local builder executes the plan; what
-the plan cannot honour without a container is refused here, naming the file and the backend.
+`plan_build` reads files and decides; it runs nothing. The builders execute the plan and `binder-actors
+plan` shows it; what a builder cannot honour is refused here, naming the file and the backend.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -42,7 +42,20 @@ class BuilderAbilities:
     conda: bool = False  # installs the conda packages of environment.yml
 
 
+# The files only a container build can honour, and what each asks for.
+CONTAINER_FILES = {
+    "Dockerfile": "a Dockerfile",
+    "Project.toml": "Julia packages",
+    "JuliaProject.toml": "Julia packages",
+    "REQUIRE": "Julia packages",
+    "default.nix": "nix",
+    "install.R": "R packages",
+    "DESCRIPTION": "an R package",
+    "apt.txt": "Debian packages",
+}
 LOCAL_BUILDER = BuilderAbilities("the local builder", conda=True)
+# repo2docker itself (Kubernetes build pods, BINDER_DOCKER_USE_REPO2DOCKER): every file is its to honour.
+REPO2DOCKER = BuilderAbilities("repo2docker", frozenset(CONTAINER_FILES), conda=True)
 DOCKER_BUILDER = BuilderAbilities(
     "the docker builder",
     frozenset({"apt.txt"}),
@@ -50,6 +63,10 @@ DOCKER_BUILDER = BuilderAbilities(
 )
 
 _RUNTIME_RE = re.compile(r"^python-(?P<major>\d+)(?:\.(?P<minor>\d+))?$")
+# An R snapshot (`r-2023-06-01`, `r-4.3-2023-06-01`): what makes repo2docker pick its R build pack.
+_R_SNAPSHOT_RE = re.compile(r"^r-(?:\d+(?:\.\d+)*-)?\d{4}-\d{2}-\d{2}$")
+# The build packs repo2docker picks from, named as `binder-actors plan` reports them.
+Kind = Literal["pip", "setup.py", "pipfile", "conda", "r", "julia", "dockerfile", "nix"]
 # What repo2docker gives a major-only runtime.txt (`python-3`).
 MAJOR_PYTHONS = {"2": "2.7", "3": "3.10"}
 # Pythons repo2docker runs only as a kernel beside a newer server; the builders here cannot.
@@ -79,6 +96,7 @@ class CondaEnvironment:
 class BuildPlan:
     config_dir: Path
     python_version: str
+    kind: Kind = "pip"
     installs: tuple[InstallStep, ...] = ()
     post_build: Path | None = None
     start: Path | None = None
@@ -97,12 +115,40 @@ def find_config_dir(repo_dir: Path) -> Path:
     return binder if binder.is_dir() else repo_dir
 
 
-def runtime_python(config_dir: Path) -> str | None:
-    """The X.Y of runtime.txt's `python-X.Y` (`python-3`: repo2docker's default Python 3); None without it."""
+def _runtime_text(config_dir: Path) -> str:
     runtime = config_dir / "runtime.txt"
-    if not runtime.is_file():
+    return runtime.read_text().strip() if runtime.is_file() else ""
+
+
+def buildpack_kind(repo_dir: Path, config_dir: Path) -> Kind:
+    """The build pack repo2docker picks, in its order: Dockerfile, Julia, nix, R, conda, Pipfile, Python
+    (`setup.py` when the repository itself is its only install, else `pip`, also the default)."""
+    has = {path.name for path in config_dir.iterdir() if path.is_file()} if config_dir.is_dir() else set()
+    if "Dockerfile" in has:
+        return "dockerfile"
+    if has & {"Project.toml", "JuliaProject.toml", "REQUIRE"}:
+        return "julia"
+    if "default.nix" in has:
+        return "nix"
+    # repo2docker reads DESCRIPTION only at the root of a repository without a binder folder.
+    if _R_SNAPSHOT_RE.match(_runtime_text(config_dir)) or (config_dir == repo_dir and "DESCRIPTION" in has):
+        return "r"
+    if "environment.yml" in has:
+        return "conda"
+    if has & {"Pipfile", "Pipfile.lock"}:
+        return "pipfile"
+    try:
+        installs_repo = config_dir == repo_dir and ("setup.py" in has or _installable_pyproject(repo_dir))
+    except UnsupportedRepository:  # an unreadable pyproject.toml: the plan refuses it, the kind stays Python
+        installs_repo = False
+    return "setup.py" if installs_repo and "requirements.txt" not in has else "pip"
+
+
+def runtime_python(config_dir: Path) -> str | None:
+    """The X.Y of runtime.txt's `python-X.Y` (`python-3`: repo2docker's default Python 3); None without it or for R."""
+    text = _runtime_text(config_dir)
+    if not text or text.startswith("r-"):
         return None
-    text = runtime.read_text().strip()
     match = _RUNTIME_RE.match(text)
     if not match:
         raise UnsupportedRepository(
@@ -138,24 +184,15 @@ def highest_matching(specifier: str, available: tuple[str, ...], source: str) ->
 
 
 def _refuse_container_files(config_dir: Path, repo_dir: Path, builder: BuilderAbilities) -> None:
-    container_only = {
-        "Dockerfile": "a Dockerfile",
-        "Project.toml": "Julia packages",
-        "JuliaProject.toml": "Julia packages",
-        "REQUIRE": "Julia packages",
-        "default.nix": "nix",
-        "install.R": "R packages",
-        "DESCRIPTION": "an R package",
-        "apt.txt": "Debian packages",
-    }
-    for filename, needs in container_only.items():
+    for filename, needs in CONTAINER_FILES.items():
         if filename not in builder.honours and (config_dir / filename).is_file():
             where = (config_dir / filename).relative_to(repo_dir)
             raise UnsupportedRepository(
                 f"{where} asks for {needs}, which {builder.name} cannot install; {builder.elsewhere}."
             )
     runtime = config_dir / "runtime.txt"
-    if runtime.is_file() and runtime.read_text().strip().startswith("r-"):
+    # A builder that installs R packages (install.R) is one that installs R.
+    if "install.R" not in builder.honours and _runtime_text(config_dir).startswith("r-"):
         raise UnsupportedRepository(
             f"{runtime.relative_to(repo_dir)} asks for R, which {builder.name} cannot install; {builder.elsewhere}."
         )
@@ -355,6 +392,7 @@ def plan_build(
 
     return BuildPlan(
         config_dir=config_dir,
+        kind=buildpack_kind(repo_dir, config_dir),
         apt_packages=apt_packages(config_dir) if "apt.txt" in builder.honours else (),
         python_version=python or default_python,
         installs=tuple(installs),

@@ -67,6 +67,21 @@ def available_pythons() -> tuple[str, ...]:
     return tuple(v for v in KNOWN_PYTHONS if find_python(v) is not None)
 
 
+def interpreter_for(plan: BuildPlan) -> Path:
+    """This machine's interpreter of the plan's Python; refused naming it when the machine has none.
+
+    A conda environment brings its own Python, but the shared server stack is built with ours.
+    """
+    interpreter = find_python(plan.python_version)
+    if interpreter is None:
+        where = plan.conda.source if plan.conda else "runtime.txt"
+        raise UnsupportedRepository(
+            f"Python {plan.python_version} is not installed on this machine; install it "
+            f"(for example with pyenv) or ask for another version in {where}."
+        )
+    return interpreter
+
+
 def server_environment(image: LocalImage, home: Path) -> dict[str, str]:
     """The environment a server or command of `image` runs with (PATH and Jupyter's search paths)."""
     stack_share = image.stack_dir / "share" / "jupyter"
@@ -209,14 +224,7 @@ class LocalBuildExecutor:
 
         pythons = await asyncio.to_thread(available_pythons)
         plan = plan_build(repo_dir, self.config.python_version, pythons)
-        interpreter = find_python(plan.python_version)
-        if interpreter is None:
-            # A conda environment brings its own Python, but the shared server stack is built with ours.
-            where = plan.conda.source if plan.conda else "runtime.txt"
-            raise BuildFailed(
-                f"Python {plan.python_version} is not installed on this machine; install it "
-                f"(for example with pyenv) or ask for another version in {where}."
-            )
+        interpreter = interpreter_for(plan)
         stack_dir = await self._ensure_stack(plan.python_version, interpreter, emit, lock)
 
         if plan.conda is not None:

@@ -1,0 +1,71 @@
+"""The plan and the builders cannot disagree: a checkout a builder refuses fails its real build with exactly
+the refusal `binder-actors plan` shows (the local builder, and the docker builder against the real dockerd)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+
+from binder_actors.builders import BuildExecutor, BuildFailed
+from binder_actors.builders.docker import DockerBuildExecutor
+from binder_actors.builders.local import LocalBuildExecutor
+from binder_actors.builders.plan_report import describe_checkout
+from binder_actors.config import BinderConfig
+from binder_actors.events import BinderEvent
+from binder_actors.models import BuildRequest
+from binder_actors.providers.base import ResolvedRef
+from binder_actors.registries.local import LocalImageStore
+from tests.helpers import GitServer, git_spec
+
+_names = itertools.count()
+
+
+def executor_for(config: BinderConfig) -> BuildExecutor:
+    if config.builder == "docker":
+        return DockerBuildExecutor(config)
+    return LocalBuildExecutor(config, LocalImageStore(config.images_dir))
+
+
+async def ignore(event: BinderEvent) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("files", "builder"),
+    [
+        ({"requirements.txt": "tabulate\n", "apt.txt": "jq\n"}, "local"),
+        ({"Dockerfile": "FROM busybox\n"}, "local"),
+        ({"Dockerfile": "FROM busybox\n"}, "docker"),
+        ({"install.R": 'install.packages("x")\n'}, "docker"),
+        ({"runtime.txt": "r-4.3-2023-06-01\n"}, "local"),
+        ({"runtime.txt": "python-3.99\n"}, "local"),  # a Python this machine does not have
+        ({"runtime.txt": "python-3.12\n"}, "docker"),  # a Python the base image does not have
+        ({"runtime.txt": "python-3.7.3\n"}, "docker"),
+        ({"runtime.txt": "python-2.7\n"}, "local"),
+        ({"binder/requirements.txt": "a\n", ".binder/requirements.txt": "b\n"}, "local"),
+    ],
+)
+def test_a_refused_build_fails_with_the_plans_refusal(tmp_path: Path, git_server: GitServer, files, builder):
+    name = f"plan-refusal-{next(_names)}"
+    sha = git_server.add(name, files)
+    config = BinderConfig(builder=builder, data_dir=tmp_path / "data", docker_base_python="3.11")
+    plan = describe_checkout(git_server.root / name, config)
+    assert not plan.builds and plan.refusal
+
+    url = git_server.url(name)
+    resolved = ResolvedRef(
+        provider="git",
+        spec=git_spec(url, sha),
+        repo_url=url,
+        unresolved_ref=sha,
+        resolved_ref=sha,
+        build_slug=url,
+        ref_url=url,
+        persistent_spec=git_spec(url, sha),
+    )
+    with pytest.raises(BuildFailed) as failed:
+        asyncio.run(executor_for(config).build(BuildRequest.for_ref(resolved), ignore))
+    assert str(failed.value) == plan.refusal
