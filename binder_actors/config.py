@@ -192,6 +192,11 @@ class BinderConfig(BaseSettings):
         description="URL users reach this service at (binder_launch_host); empty means http://<host>:<port>/.",
     )
     base_url: str = Field("/", description="Path every route is served under (Serve's route_prefix), e.g. /binder/.")
+    event_log: str = Field(
+        "",
+        description="Where BinderHub's launch events go as JSON lines: stdout, a file's absolute path "
+        "(or file:///path) or an http(s) URL each event is POSTed to; empty: none.",
+    )
     api_only: bool = Field(
         False,
         description="API-only mode (BinderHub's enable_api_only_mode): no web pages; /build accepts build_only=true.",
@@ -276,6 +281,14 @@ class BinderConfig(BaseSettings):
     @classmethod
     def _base_url(cls, value: str) -> str:
         return config_checks.url_path(value)
+
+    @field_validator("event_log")
+    @classmethod
+    def _event_log(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("", "stdout") or value.startswith(("http://", "https://", "file:///", "/")):
+            return value
+        raise ValueError(f"{value!r} is not stdout, an absolute file path (or file:///path) or an http(s) URL")
 
     @model_validator(mode="after")
     def _settings_agree(self) -> BinderConfig:

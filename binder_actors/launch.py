@@ -57,6 +57,10 @@ def _ignore_stage(stage: LaunchStage) -> None:
     pass
 
 
+def _ignore_resolved(resolved: ResolvedRef) -> None:
+    pass
+
+
 async def _events(start: Callable[[], Any]) -> AsyncIterator[BinderEvent]:
     """The events of the actor stream `start()` opens; opened again while it fails before its first event.
 
@@ -88,12 +92,14 @@ async def launch_events(
     build_only: bool = False,
     launch_id: str = "",
     on_stage: StageObserver = _ignore_stage,
+    on_resolved: Callable[[ResolvedRef], None] = _ignore_resolved,
 ) -> AsyncIterator[BinderEvent]:
     """Resolve, build if needed, and launch (unless `build_only`); every outcome is an event.
 
     `launch_id` names the session's hub user: launching again with the same id (a client that
     reconnected elsewhere) re-attaches to the same session instead of starting a second one.
-    `on_stage` is called as each stage ends, before its events are yielded (the benchmarks time them).
+    `on_stage` is called as each stage ends, before its events are yielded (the benchmarks time them);
+    `on_resolved` gets the resolved ref (the launch event log records it).
 
     Bad specs and refused ones come back from RefResolver as InvalidSpec / ResolveError and
     end the stream as a `failed` event with their message.
@@ -101,6 +107,7 @@ async def launch_events(
     try:
         resolved: ResolvedRef = await handles.ref_resolver.resolve.remote(ResolveRequest(provider=provider, spec=spec))
         on_stage("resolved")
+        on_resolved(resolved)
         if resolved.notice:
             yield BinderEvent(phase="waiting", message=resolved.notice)
         request = BuildRequest.for_ref(resolved, image_prefix)

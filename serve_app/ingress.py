@@ -5,7 +5,7 @@ Routes parse and answer bad input themselves; every launch is `launch.launch_eve
 
 import asyncio
 from collections.abc import AsyncIterator
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -16,8 +16,9 @@ from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed
 from binder_actors.launch import launch_events
 from binder_actors.links import redirect_path
-from binder_actors.providers import InvalidSpec, parse_spec
+from binder_actors.providers import InvalidSpec, ResolvedRef, parse_spec
 from serve_app.access import AccessControl, AccessPolicy, build_only_requested
+from serve_app.event_log import LaunchEventLog, request_origin
 from serve_app.health import HealthChecks, ask
 from serve_app.launches import LaunchRegistry, new_launch_id, parse_last_event_id
 from serve_app.metrics import CONTENT_TYPE, BinderMetrics, repo_labels
@@ -69,6 +70,7 @@ class BinderIngress:
         self.access = AccessPolicy(self.config)
         self.metrics = BinderMetrics()
         self.health_checks = HealthChecks(self.actors, self.config)
+        self.event_log = LaunchEventLog(self.config.event_log, urlsplit(self.config.launch_host).netloc)
 
     def _check_spec(self, provider: str, spec: str) -> None:
         """Raise InvalidSpec for a spec no upstream could resolve, before any actor is asked."""
@@ -91,6 +93,7 @@ class BinderIngress:
                 provider, spec = provider_and_spec(_raw_path(request), "build")
                 self._check_spec(provider, spec)
                 build_only = build_only_requested(request.query_params.get("build_only"), self.config.api_only)
+                resolved: list[ResolvedRef] = []
                 launch = launch_events(
                     self.actors,
                     provider,
@@ -98,12 +101,22 @@ class BinderIngress:
                     image_prefix=self.config.registry.image_prefix,
                     build_only=build_only,
                     launch_id=launch_id,
+                    on_resolved=resolved.append,
                 )
                 if build_only:
                     launch = _ending_as_binderhub_builds(launch)
-                if not resumed:  # a resumed launch was counted where it began
+                if not resumed:  # a resumed launch was counted (and logged) where it began
                     labels = repo_labels(provider, spec, self.config)
                     launch = self.metrics.observed(launch, labels, build_only=build_only)
+                    if not build_only:  # BinderHub logs launches, not image builds
+                        launch = self.event_log.observed(
+                            launch,
+                            resolved,
+                            provider=provider,
+                            spec=spec,
+                            build_token="build_token" in request.query_params,
+                            origin_of_request=request_origin(request.headers),
+                        )
                 first = resumed[1] + 1 if resumed else 0  # a resumed launch's numbers go on from the client's
                 events = self.launches.start(launch, launch_id, first).numbered(first - 1)
             except InvalidSpec as error:
@@ -130,13 +143,13 @@ class BinderIngress:
     async def home(self) -> HTMLResponse:
         return HTMLResponse(static_file("index.html"))
 
-    @api.get("/health")
+    @api.api_route("/health", methods=["GET", "HEAD"])  # load balancers ask with HEAD
     async def health(self) -> JSONResponse:
         """Registry, JupyterHub, session quota and each actor; 503 when a check other than the quota fails."""
         report = await self.health_checks.report()
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
-    @api.get("/versions")
+    @api.api_route("/versions", methods=["GET", "HEAD"])
     async def versions(self) -> JSONResponse:
         """BinderHub's shape: what builds images, and this service's version in place of BinderHub's."""
         return JSONResponse(versions(self.config, await self.health_checks.hub_version()))

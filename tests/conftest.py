@@ -69,8 +69,10 @@ def conda_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelS
 def stack(
     tmp_path_factory: pytest.TempPathFactory, github: UpstreamServer, conda_channel: ChannelServer | None
 ) -> Iterator[EmbeddedStack]:
+    data_dir = tmp_path_factory.mktemp("binder-data")
     config = BinderConfig(
-        data_dir=tmp_path_factory.mktemp("binder-data"),
+        data_dir=data_dir,
+        event_log=str(data_dir / "launch-events.jsonl"),  # BinderHub's launch events (test_event_log.py)
         port=free_port(),
         ray_num_cpus=2,
         cull_every=3600,

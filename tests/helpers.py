@@ -61,10 +61,13 @@ def git_spec(repo_url: str, ref: str) -> str:
     return f"{quote(repo_url, safe='')}/{quote(ref, safe='')}"
 
 
-def read_events(base_url: str, path: str, timeout: float = 600) -> list[dict[str, Any]]:
+def read_events(
+    base_url: str, path: str, timeout: float = 600, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Every event of one EventSource stream, until the server closes it."""
     events = []
-    with httpx.stream("GET", base_url + path, headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
+    asked = {"Accept": "text/event-stream", **(headers or {})}
+    with httpx.stream("GET", base_url + path, headers=asked, timeout=timeout) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
