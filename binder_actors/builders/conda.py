@@ -73,7 +73,7 @@ async def solve_environment(
                 channels,
                 list(environment.specs),
                 gateway=rattler.Gateway(cache_dir=cache_dir / "repodata"),
-                platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
+                platforms=[rattler.Subdir.current(), rattler.Subdir("noarch")],
                 virtual_packages=await asyncio.to_thread(rattler.VirtualPackage.detect),
                 timeout=datetime.timedelta(seconds=settings.solve_timeout),
             ),
