@@ -26,7 +26,13 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.conda import install_records, python_of, solve_environment
-from binder_actors.builders.detect import DOCKER_BUILDER, KNOWN_PYTHONS, BuildPlan, UnsupportedRepository, plan_build
+from binder_actors.builders.detect import (
+    DOCKER_BUILDER,
+    KNOWN_PYTHONS,
+    CondaEnvironment,
+    UnsupportedRepository,
+    plan_build,
+)
 from binder_actors.builders.dockerfile import CONDA_CONTEXT, CONDA_PREFIX, VENV, make_dockerfile
 from binder_actors.builders.repo2docker import repo2docker_line
 from binder_actors.builders.stack import attach_stack
@@ -207,7 +213,7 @@ class DockerBuildExecutor:
         except ImageNotFound:
             raise BuildFailed(f"The base image {base} is not in the Docker Engine; {SETUP_HINT}.") from None
         if plan.conda is not None:
-            await self._install_conda(plan, context, emit)
+            await self._install_conda(plan.conda, plan.python_version, context, emit)
         (context / "Dockerfile").write_text(
             make_dockerfile(plan, repo_dir, base_image=base, build_name=request.build_name)
         )
@@ -248,18 +254,17 @@ class DockerBuildExecutor:
         except ImageNotFound:
             raise BuildFailed("docker build ended without tagging the image.", list(tail)) from None
 
-    async def _install_conda(self, plan: BuildPlan, context: Path, emit: Emit) -> None:
+    async def _install_conda(self, conda: CondaEnvironment, python: str, context: Path, emit: Emit) -> None:
         """Solve and install the plan's conda environment as the local builder does (same solver, same
         package cache under BINDER_DATA_DIR/conda), into the build context, for the image's CONDA_PREFIX."""
-        assert plan.conda is not None
-        source = plan.conda.source
-        if plan.python_version not in KNOWN_PYTHONS:
+        source = conda.source
+        if python not in KNOWN_PYTHONS:
             raise BuildFailed(
-                f"{source} asks for Python {plan.python_version}; the Jupyter server runs on Python "
+                f"{source} asks for Python {python}; the Jupyter server runs on Python "
                 f"{', '.join(KNOWN_PYTHONS)}: ask for one of them."
             )
         cache = self.config.data_dir / "conda"
-        records = await solve_environment(plan.conda, self.config.conda, cache, emit)
+        records = await solve_environment(conda, self.config.conda, cache, emit)
         environment = context / CONDA_CONTEXT
         await install_records(records, source, environment, cache, emit, runs_at=CONDA_PREFIX)
         attach_stack(environment, f"{VENV}/lib/python{python_of(records, source)}/site-packages")
