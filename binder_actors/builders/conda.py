@@ -1,4 +1,5 @@
-"""The conda packages of an environment.yml, solved and installed with py-rattler (no conda binary).
+"""The conda packages of an environment.yml, solved and installed with py-rattler (no conda binary), for
+the local builder (into the image's folder) and the docker builder (into its build context).
 
 Repodata and packages are cached under BINDER_DATA_DIR/conda for every build, so a second environment
 with the same packages is linked from the cache instead of downloaded.
@@ -59,10 +60,10 @@ def channels_of(environment: CondaEnvironment, settings: CondaSettings) -> list[
     return [rattler.Channel(name, config) for name in environment.channels or settings.channels]
 
 
-async def install_environment(
-    environment: CondaEnvironment, prefix: Path, settings: CondaSettings, cache_dir: Path, emit: Emit
-) -> str:
-    """Solve `environment` and install it into `prefix`; the X.Y of the Python it installed."""
+async def solve_environment(
+    environment: CondaEnvironment, settings: CondaSettings, cache_dir: Path, emit: Emit
+) -> list[rattler.RepoDataRecord]:
+    """The packages `environment` resolves to (repodata cached under `cache_dir`), with a Python among them."""
     channels = channels_of(environment, settings)
     urls = ", ".join(str(channel.base_url) for channel in channels)
     await emit(progress("building", f"Solving the conda packages of {environment.source} from {urls}"))
@@ -72,7 +73,7 @@ async def install_environment(
                 channels,
                 list(environment.specs),
                 gateway=rattler.Gateway(cache_dir=cache_dir / "repodata"),
-                platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
+                platforms=[rattler.Subdir.current(), rattler.Subdir("noarch")],
                 virtual_packages=await asyncio.to_thread(rattler.VirtualPackage.detect),
                 timeout=datetime.timedelta(seconds=settings.solve_timeout),
             ),
@@ -92,9 +93,32 @@ async def install_environment(
             f"The conda packages of {environment.source} cannot be installed together: {error}\n"
             f"Change the versions or channels {environment.source} asks for."
         ) from None
+    python_of(records, environment.source)
+    return records
+
+
+def python_of(records: list[rattler.RepoDataRecord], source: str) -> str:
+    """The X.Y of the Python among solved `records`."""
     python = next((r for r in records if str(r.name.normalized) == "python"), None)
     if python is None:
-        raise BuildFailed(f"The solved environment of {environment.source} has no python package.")
+        raise BuildFailed(f"The solved environment of {source} has no python package.")
+    return ".".join(str(python.version).split(".")[:2])
+
+
+async def install_records(
+    records: list[rattler.RepoDataRecord],
+    source: str,
+    prefix: Path,
+    cache_dir: Path,
+    emit: Emit,
+    *,
+    runs_at: str | None = None,
+) -> None:
+    """Install solved `records` into `prefix` through the package cache under `cache_dir`.
+
+    `runs_at`: the prefix the environment will run from when that is not `prefix` (an image's folder):
+    rattler writes it into the files that embed their prefix (scripts' shebangs, text placeholders).
+    """
     listed = ", ".join(f"{r.name.normalized} {r.version}" for r in records)
     await emit(progress("building", f"Installing {len(records)} conda packages: {listed}"))
 
@@ -114,9 +138,10 @@ async def install_environment(
             show_progress=False,
             reporter=reporter,
             execute_link_scripts=False,
+            alternative_target_prefix=runs_at,
         )
     except (GatewayError, InstallerError) as error:
-        raise BuildFailed(f"Installing the conda packages of {environment.source} failed: {error}") from None
+        raise BuildFailed(f"Installing the conda packages of {source} failed: {error}") from None
     finally:
         queue.put_nowait(None)
         await forwarding
@@ -125,4 +150,12 @@ async def install_environment(
         progress("building", f"Installed {len(records)} conda packages ({cached} from the cache under {cache_dir})")
     )
     log.info("conda environment installed prefix=%s packages=%d cached=%d", prefix, len(records), cached)
-    return ".".join(str(python.version).split(".")[:2])
+
+
+async def install_environment(
+    environment: CondaEnvironment, prefix: Path, settings: CondaSettings, cache_dir: Path, emit: Emit
+) -> str:
+    """Solve `environment` and install it into `prefix`; the X.Y of the Python it installed."""
+    records = await solve_environment(environment, settings, cache_dir, emit)
+    await install_records(records, environment.source, prefix, cache_dir, emit)
+    return python_of(records, environment.source)

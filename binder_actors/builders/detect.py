@@ -60,6 +60,7 @@ DOCKER_BUILDER = BuilderAbilities(
     "the docker builder",
     frozenset({"apt.txt"}),
     "set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes for this repository",
+    conda=True,
 )
 
 _RUNTIME_RE = re.compile(r"^python-(?P<major>\d+)(?:\.(?P<minor>\d+))?$")

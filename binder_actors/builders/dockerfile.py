@@ -1,6 +1,7 @@
 """The Dockerfile of a build plan, for the docker builder: pure, so every case is table-tested.
 
-It mirrors the local builder's layout: the server stack in a venv, the repository in the user's home.
+It mirrors the local builder's layout: the server stack in a venv, the repository in the user's home, and an
+environment.yml's conda environment (installed on the host into the build context) at /srv/conda.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from binder_actors.docker_engine import BUILDING_LABEL, SHARED_STEP
 
 HOME = "/home/jovyan"
 VENV = "/srv/venv"
+CONDA_PREFIX = "/srv/conda"
+CONDA_CONTEXT = "conda"  # the build context's folder the host installs the conda environment into
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _in_container(arg: str, repo_dir: Path) -> str:
@@ -28,29 +32,49 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
     """The Dockerfile of one image: pure, from the plan; the build context holds the clone as `repo/`.
 
     The user, the venv and the server stack come first and are the same for every image, so docker
-    builds them once and every later image starts from that cached layer.
+    builds them once and every later image starts from that cached layer; with a conda environment
+    (the context's `conda/`, installed for /srv/conda), the stack runs on its Python and is shared by
+    the images of the same environment.
     """
     relative = {
         "post_build": plan.post_build.relative_to(repo_dir).as_posix() if plan.post_build else None,
         "start": plan.start.relative_to(repo_dir).as_posix() if plan.start else None,
     }
     stack = shlex.join(server_stack())
+    trim = shlex.join(TRIMMED_PACKAGES)
     lines = [
         f"FROM {base_image}",
         f"LABEL {BUILDING_LABEL}={SHARED_STEP}",
         f"ENV NB_USER=jovyan NB_UID=1000 HOME={HOME} REPO_DIR={HOME} VIRTUAL_ENV={VENV} UV_NO_CACHE=1",
         # The repository's scripts install into ~/.local (pip --user) and the venv; both come first.
-        f"ENV PATH={HOME}/.local/bin:{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"ENV PATH={HOME}/.local/bin:{VENV}/bin:{SYSTEM_PATH}",
         f"RUN groupadd --gid 1000 jovyan && useradd --create-home --uid 1000 --gid 1000 --shell /bin/bash jovyan"
         f" && install -d -o 1000 -g 1000 {VENV}",
-        "USER jovyan",
-        # Byte-compiled here, once: a container starts from the image's files every time, so bytecode
-        # Python writes at run time is lost with the container and every server start would pay ~2 s again.
-        f"RUN python3 -m venv {VENV} && uv pip install --compile-bytecode --python {VENV}/bin/python {stack}"
-        f" && uv pip uninstall --python {VENV}/bin/python {shlex.join(TRIMMED_PACKAGES)}",
-        "USER root",
-        f"LABEL {BUILDING_LABEL}={build_name}",
     ]
+    if plan.conda is None:
+        python = f"{VENV}/bin/python"
+        lines += [
+            "USER jovyan",
+            # Byte-compiled here, once: a container starts from the image's files every time, so bytecode
+            # Python writes at run time is lost with the container and every server start would pay ~2 s again.
+            f"RUN python3 -m venv {VENV} && uv pip install --compile-bytecode --python {python} {stack}"
+            f" && uv pip uninstall --python {python} {trim}",
+        ]
+    else:
+        python = f"{CONDA_PREFIX}/bin/python"
+        lines += [
+            # Still shared steps: docker checksums the copied files, so every image of the same solved
+            # environment reuses these layers, the server stack included (made for the environment's Python).
+            f"COPY --chown=1000:1000 {CONDA_CONTEXT}/ {CONDA_PREFIX}/",
+            "USER jovyan",
+            f"RUN uv venv --quiet --python {python} {VENV}"
+            f" && uv pip install --compile-bytecode --python {VENV}/bin/python {stack}"
+            f" && uv pip uninstall --python {VENV}/bin/python {trim}",
+            # The environment's Python runs the server and the kernel; its commands come first, as on the
+            # local builder, and the stack's (jupyter ...) after them.
+            f"ENV VIRTUAL_ENV={CONDA_PREFIX} PATH={CONDA_PREFIX}/bin:{HOME}/.local/bin:{VENV}/bin:{SYSTEM_PATH}",
+        ]
+    lines += ["USER root", f"LABEL {BUILDING_LABEL}={build_name}"]
     if plan.apt_packages:
         lines.append(
             "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
@@ -61,7 +85,7 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
         "USER jovyan",
         f"WORKDIR {HOME}",
     ]
-    install = ["uv", "pip", "install", "--python", f"{VENV}/bin/python"]
+    install = ["uv", "pip", "install", "--python", python]
     for step in plan.installs:
         # A step run from a folder of its own (environment.yml's pip section) runs there in the image too.
         folder = step.cwd.relative_to(repo_dir).as_posix() if step.cwd and step.cwd != repo_dir else None

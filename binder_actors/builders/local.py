@@ -29,7 +29,7 @@ from binder_actors.builders.detect import (
     plan_build,
     script_command,
 )
-from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
+from binder_actors.builders.stack import TRIMMED_PACKAGES, attach_stack, server_stack, site_packages
 from binder_actors.builders.steps import kill_group, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
 from binder_actors.events import Phase, progress
@@ -40,7 +40,6 @@ from binder_actors.registries.local import LocalImage, LocalImageStore
 log = logging.getLogger(__name__)
 
 STACK_MARKER = ".complete"
-STACK_PTH = "_binder_server_stack.pth"
 
 
 def find_python(version: str) -> Path | None:
@@ -234,10 +233,7 @@ class LocalBuildExecutor:
             await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
             # --seed: pip in the environment, for `pip install` in postBuild and `%pip` in a notebook.
             await run([*_uv(), "venv", "--quiet", "--seed", "--python", str(interpreter), str(env_dir)], "uv venv")
-        stack_site = _site_packages(stack_dir)
-        # Appended after the environment's own site-packages: the repository's packages win.
-        (_site_packages(env_dir) / STACK_PTH).write_text(f"import site; site.addsitedir({str(stack_site)!r})\n")
-        _write_singleuser_wrapper(env_dir)
+        attach_stack(env_dir, str(site_packages(stack_dir)))
 
         image = self._image(request, target, plan, stack_dir)
         # No --compile-bytecode here: Python compiles what a session imports, on first import,
@@ -338,17 +334,3 @@ def _uv() -> list[str]:
     """uv from this Python's environment (where pip put it), else from PATH."""
     beside = Path(sys.executable).with_name("uv")
     return [str(beside) if beside.exists() else "uv"]
-
-
-def _site_packages(env_dir: Path) -> Path:
-    found = sorted((env_dir / "lib").glob("python*/site-packages"))
-    if not found:
-        raise BuildFailed(f"No site-packages in {env_dir}: the environment was not created.")
-    return found[0]
-
-
-def _write_singleuser_wrapper(env_dir: Path) -> None:
-    """`jupyterhub-singleuser` in the image's bin, run by the image's interpreter."""
-    wrapper = env_dir / "bin" / "jupyterhub-singleuser"
-    wrapper.write_text('#!/bin/sh\nexec "$(dirname "$0")/python" -m jupyterhub.singleuser "$@"\n')
-    wrapper.chmod(0o755)

@@ -1,9 +1,8 @@
 """BINDER_BUILDER=docker against a real dockerd: images built from apt.txt and requirements.txt, sessions in containers,
 images pushed to a real registry (Debian's docker-registry on 127.0.0.1, which dockerd may use over plain http).
 
-The docker stack shares the session's Ray and Serve (one Ray per test session): its actors live in
-their own namespace, its hub is a second embedded hub using DockerBinderSpawner, and its Serve
-application is mounted at /docker/ beside the default one.
+The docker stack (tests/docker_stack.py) shares the session's Ray and Serve (one Ray per test session);
+environment.yml's conda packages are tested in test_docker_conda.py.
 """
 
 from __future__ import annotations
@@ -17,30 +16,24 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 import ray
 from pydantic import SecretStr
-from ray import serve
 
-from binder_actors.actors import ActorHandles, ensure_actors, kill_actors
 from binder_actors.builders import BuildFailed
 from binder_actors.builders.docker import DockerBuildExecutor
-from binder_actors.config import PROJECT_DIR, BinderConfig
+from binder_actors.config import BinderConfig
 from binder_actors.docker_engine import BUILDING_LABEL
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest
-from binder_actors.providers.base import ResolvedRef
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError
-from serve_app.embedded import EmbeddedHub, EmbeddedStack, hub_api_token, start_hub
+from tests.docker_stack import build_collecting, build_leftovers, resolved_ref
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel, wait_for
 from tests.registry import RunningRegistry, start_registry, write_htpasswd
 
-SETUP_SCRIPT = PROJECT_DIR / "cluster" / "docker" / "setup-docker.sh"
-NAMESPACE = "binder-docker"
 APT_REPO = {
     "apt.txt": "# a small Debian package the base image lacks\njq\n",
     "requirements.txt": "tabulate==0.9.0\n",
@@ -50,86 +43,8 @@ PUSH_USER = "binder-pusher"
 PUSH_PASSWORD = "push-password-never-shown"
 
 
-@dataclass
-class DockerStack:
-    config: BinderConfig
-    hub: EmbeddedHub
-    actors: ActorHandles
-    url: str
-
-
-@pytest.fixture(scope="session")
-def engine() -> docker.DockerClient:
-    """dockerd and binder-base:bookworm, set up by the same script CI runs; a clear failure if impossible."""
-    if os.geteuid() == 0:
-        setup = subprocess.run([str(SETUP_SCRIPT)], capture_output=True, text=True, timeout=900)
-        assert setup.returncode == 0, f"{SETUP_SCRIPT} failed:\n{setup.stdout}\n{setup.stderr}"
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-        client.images.get("binder-base:bookworm")
-    except docker.errors.DockerException as error:
-        pytest.fail(f"The docker backend tests need dockerd and binder-base:bookworm: run {SETUP_SCRIPT} ({error})")
-    return client
-
-
-@pytest.fixture(scope="session")
-def docker_stack(stack: EmbeddedStack, engine: docker.DockerClient, tmp_path_factory) -> Iterator[DockerStack]:
-    """A second deployment on the session's Ray: actors in their own namespace, a hub with DockerBinderSpawner."""
-    data_dir = tmp_path_factory.mktemp("binder-docker-data")
-    url = f"{stack.url}docker/"
-    config = BinderConfig(
-        data_dir=data_dir,
-        port=stack.config.port,
-        public_url=url,
-        namespace=NAMESPACE,
-        builder="docker",
-        allow_local_repos=True,
-        cull_every=3600,
-        docker_mem_limit="1G",
-        docker_cpu_limit=1.0,
-    )
-    hub_dir = data_dir / "hub"
-    hub_dir.mkdir(parents=True)
-    token = hub_api_token(hub_dir)
-    hub = start_hub(config, token)
-    config = config.model_copy(update={"hub_url": hub.url, "hub_api_token": SecretStr(token)})
-    from serve_app import build_app
-
-    try:
-        actors = ensure_actors(config)
-        serve.run(build_app(config), name="binder-docker", route_prefix="/docker")
-        yield DockerStack(config=config, hub=hub, actors=actors, url=url)
-    finally:
-        serve.delete("binder-docker")
-        hub.stop_all_sessions(token)
-        kill_actors(NAMESPACE)
-        hub.stop()
-
-
-def resolved_ref(repo_url: str, sha: str) -> ResolvedRef:
-    return ResolvedRef(
-        provider="git",
-        spec=git_spec(repo_url, sha),
-        repo_url=repo_url,
-        unresolved_ref=sha,
-        resolved_ref=sha,
-        build_slug=repo_url,
-        ref_url=repo_url,
-        persistent_spec=git_spec(repo_url, sha),
-    )
-
-
 def session_containers(engine: docker.DockerClient, user: str) -> list:
     return engine.containers.list(all=True, filters={"label": f"binder-actors.session={user}"})
-
-
-def build_leftovers(engine: docker.DockerClient, build_name: str) -> list[str]:
-    """Step containers and untagged images a build of `build_name` left in the engine."""
-    label = f"{BUILDING_LABEL}={build_name}"
-    containers = [c.id for c in engine.containers.list(all=True, filters={"label": label})]
-    images = [i["Id"] for i in engine.api.images(filters={"dangling": True, "label": label})]
-    return containers + images
 
 
 def test_apt_and_requirements_repository_runs_in_an_isolated_container(docker_stack, git_server: GitServer, engine):
@@ -180,9 +95,12 @@ def test_simultaneous_first_launches_share_one_docker_build(docker_stack, git_se
         ),
         ({"apt.txt": "no-such-debian-package-binder\n"}, ["docker build failed", "no-such-debian-package-binder"]),
         ({"runtime.txt": "python-3.9\n"}, ["asks for Python 3.9", "binder-base:bookworm has Python 3.11"]),
-        ({"environment.yml": "dependencies:\n  - numpy\n"}, ["conda packages (numpy)", "the docker builder"]),
+        (
+            {"environment.yml": "dependencies:\n  - python=3.7\n  - numpy\n"},
+            ["environment.yml asks for Python 3.7", "the Jupyter server runs on Python 3.8"],
+        ),
     ],
-    ids=["missing-pip-package", "missing-apt-package", "python-the-base-lacks", "conda"],
+    ids=["missing-pip-package", "missing-apt-package", "python-the-base-lacks", "conda-python-the-stack-lacks"],
 )
 def test_failed_build_says_why_and_leaves_nothing(docker_stack, git_server, engine, files, expected, request):
     name = f"docker-fails-{request.node.callspec.id}"
@@ -278,22 +196,6 @@ def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     registry = start_registry(root, {"htpasswd": {"realm": "binder-push-tests", "path": str(htpasswd)}})
     yield registry
     registry.stop()
-
-
-def build_collecting(
-    executor: DockerBuildExecutor, request: BuildRequest
-) -> tuple[list[BinderEvent], BaseException | None]:
-    """Run one build to its end: every event it emitted, and the exception it ended with (None: built)."""
-    events: list[BinderEvent] = []
-
-    async def emit(event: BinderEvent) -> None:
-        events.append(event)
-
-    try:
-        asyncio.run(executor.build(request, emit))
-    except BuildFailed as error:
-        return events, error
-    return events, None
 
 
 def registry_has(registry: RunningRegistry, image: str, username: str = "", password: str = "") -> bool:

@@ -238,10 +238,11 @@ def test_the_pip_section_runs_from_the_files_folder_with_each_option_split(tmp_p
     assert step.cwd == tmp_path / "binder"
 
 
-def test_the_docker_builder_still_refuses_conda_packages_naming_them(tmp_path):
+def test_the_docker_builder_plans_conda_packages_as_the_local_builder_does(tmp_path):
     files = {"environment.yml": "dependencies:\n  - numpy\n  - python=3.11\n"}
-    with pytest.raises(UnsupportedRepository, match=r"conda packages \(numpy\).*the docker builder"):
-        plan_build(repo(tmp_path, files), "3.10", ALL_PYTHONS, DOCKER_BUILDER)
+    on_docker = plan_build(repo(tmp_path, files), "3.10", ALL_PYTHONS, DOCKER_BUILDER)
+    assert on_docker.conda is not None
+    assert on_docker.conda == plan_build(tmp_path, "3.10", ALL_PYTHONS).conda
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,39 @@ def test_the_pip_section_of_a_binder_environment_yml_runs_from_its_folder(tmp_pa
     lines = dockerfile(tmp_path, files)
     run = lines.index('RUN ["uv", "pip", "install", "--python", "/srv/venv/bin/python", "-r", "extra.txt"]')
     assert lines[run - 1 : run + 2 : 2] == ["WORKDIR /home/jovyan/binder", "WORKDIR /home/jovyan"]
+
+
+CONDA_ENV = "dependencies:\n  - python=3.10\n  - condalib\n  - pip:\n    - -r extra.txt\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected", "absent"),
+    [
+        ({"environment.yml": CONDA_ENV}, "COPY --chown=1000:1000 conda/ /srv/conda/", "python3 -m venv"),
+        (
+            {"environment.yml": CONDA_ENV},
+            "RUN uv venv --quiet --python /srv/conda/bin/python /srv/venv && uv pip install --compile-bytecode",
+            "python3 -m venv",
+        ),
+        ({"environment.yml": CONDA_ENV}, "ENV VIRTUAL_ENV=/srv/conda PATH=/srv/conda/bin:/home/jovyan/.local/bin:", ""),
+        (
+            {"environment.yml": CONDA_ENV},
+            'RUN ["uv", "pip", "install", "--python", "/srv/conda/bin/python", "-r", "extra.txt"]',
+            '/srv/venv/bin/python", "-r',
+        ),
+        ({"requirements.txt": "x\n"}, "RUN python3 -m venv /srv/venv && uv pip install", "/srv/conda"),
+    ],
+    ids=["conda-copied", "stack-on-conda-python", "conda-path-first", "pip-section-into-conda", "no-conda"],
+)
+def test_dockerfile_of_a_conda_environment(tmp_path, files, expected, absent):
+    lines = dockerfile(tmp_path, files)
+    assert any(expected in line for line in lines), lines
+    assert not absent or not any(absent in line for line in lines), lines
+
+
+def test_a_conda_environment_and_its_stack_are_shared_steps_before_anything_of_the_repository(tmp_path):
+    lines = dockerfile(tmp_path, {"environment.yml": CONDA_ENV, "apt.txt": "jq\n"})
+    copy = lines.index("COPY --chown=1000:1000 conda/ /srv/conda/")
+    stack = next(i for i, line in enumerate(lines) if "jupyterhub" in line)
+    first_own = lines.index("LABEL binder-actors.building=build-x")
+    assert copy < stack < first_own < next(i for i, line in enumerate(lines) if "apt-get" in line)
