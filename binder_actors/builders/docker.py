@@ -26,14 +26,9 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.conda import install_records, python_of, solve_environment
-from binder_actors.builders.detect import (
-    DOCKER_BUILDER,
-    KNOWN_PYTHONS,
-    CondaEnvironment,
-    UnsupportedRepository,
-    plan_build,
-)
+from binder_actors.builders.detect import CondaEnvironment, UnsupportedRepository
 from binder_actors.builders.dockerfile import CONDA_CONTEXT, CONDA_PREFIX, VENV, make_dockerfile
+from binder_actors.builders.plan_report import docker_plan
 from binder_actors.builders.repo2docker import repo2docker_line
 from binder_actors.builders.stack import attach_stack
 from binder_actors.builders.steps import LOG_TAIL_LINES, run_step, within_build_timeout
@@ -197,23 +192,13 @@ class DockerBuildExecutor:
         self, context: Path, client: Any, repo_dir: Path, request: BuildRequest, labels: dict[str, str], emit: Emit
     ) -> None:
         base = self.config.docker.base_image
-        plan = plan_build(repo_dir, self.config.docker.base_python, (self.config.docker.base_python,), DOCKER_BUILDER)
-        if plan.conda is not None:
-            # The conda environment brings its own Python: any the server stack runs on, the local
-            # builder's default when the file pins none.
-            plan = plan_build(repo_dir, self.config.python_version, KNOWN_PYTHONS, DOCKER_BUILDER)
-        elif plan.python_version != self.config.docker.base_python:
-            raise BuildFailed(
-                f"The repository asks for Python {plan.python_version}, but the base image {base} has Python "
-                f"{self.config.docker.base_python}; ask for python-{self.config.docker.base_python} in runtime.txt "
-                "or set BINDER_DOCKER_BASE_IMAGE (and BINDER_DOCKER_BASE_PYTHON) to an image with that Python."
-            )
+        plan = docker_plan(repo_dir, self.config)  # what `binder-actors plan` says, from the same call
         try:
             await asyncio.to_thread(client.images.get, base)
         except ImageNotFound:
             raise BuildFailed(f"The base image {base} is not in the Docker Engine; {SETUP_HINT}.") from None
         if plan.conda is not None:
-            await self._install_conda(plan.conda, plan.python_version, context, emit)
+            await self._install_conda(plan.conda, context, emit)
         (context / "Dockerfile").write_text(
             make_dockerfile(plan, repo_dir, base_image=base, build_name=request.build_name)
         )
@@ -254,15 +239,10 @@ class DockerBuildExecutor:
         except ImageNotFound:
             raise BuildFailed("docker build ended without tagging the image.", list(tail)) from None
 
-    async def _install_conda(self, conda: CondaEnvironment, python: str, context: Path, emit: Emit) -> None:
+    async def _install_conda(self, conda: CondaEnvironment, context: Path, emit: Emit) -> None:
         """Solve and install the plan's conda environment as the local builder does (same solver, same
         package cache under BINDER_DATA_DIR/conda), into the build context, for the image's CONDA_PREFIX."""
         source = conda.source
-        if python not in KNOWN_PYTHONS:
-            raise BuildFailed(
-                f"{source} asks for Python {python}; the Jupyter server runs on Python "
-                f"{', '.join(KNOWN_PYTHONS)}: ask for one of them."
-            )
         cache = self.config.data_dir / "conda"
         records = await solve_environment(conda, self.config.conda, cache, emit)
         environment = context / CONDA_CONTEXT

@@ -98,13 +98,14 @@ class CheckoutPlan(BaseModel):
 
 @dataclass(frozen=True)
 class Backend:
-    """How the configured builder calls `plan_build`, and what it checks of the plan afterwards."""
+    """How the configured builder plans a checkout (`own_plan`, exactly its builder's call, raising what it
+    refuses), and how the full picture is read whatever the backend can build."""
 
     name: Literal["local", "docker", "kubernetes"]
     abilities: BuilderAbilities
     default_python: str
     pythons: tuple[str, ...]
-    python_refusal: Callable[[BuildPlan], str | None]
+    own_plan: Callable[[Path], BuildPlan] | None  # None: repo2docker builds whatever it can read
     default_channels: tuple[tuple[str, ...], str]  # environment.yml without channels: these, and from where
 
 
@@ -119,14 +120,32 @@ def base_python_refusal(python: str, docker: DockerSettings) -> str | None:
     )
 
 
-def _local_python_refusal(plan: BuildPlan) -> str | None:
+def docker_plan(repo_dir: Path, config: BinderConfig) -> BuildPlan:
+    """The docker builder's plan: on the base image's Python, or a conda environment's own Python (any
+    the server stack runs on, BINDER_PYTHON_VERSION when the file pins none). UnsupportedRepository if refused."""
+    docker = config.docker
+    plan = plan_build(repo_dir, docker.base_python, (docker.base_python,), DOCKER_BUILDER)
+    if plan.conda is not None:
+        plan = plan_build(repo_dir, config.python_version, KNOWN_PYTHONS, DOCKER_BUILDER)
+        if plan.python_version not in KNOWN_PYTHONS:
+            raise UnsupportedRepository(
+                f"{plan.conda.source} asks for Python {plan.python_version}; the Jupyter server runs on Python "
+                f"{', '.join(KNOWN_PYTHONS)}: ask for one of them."
+            )
+        return plan
+    refusal = base_python_refusal(plan.python_version, docker)
+    if refusal:
+        raise UnsupportedRepository(refusal)
+    return plan
+
+
+def local_plan(repo_dir: Path, config: BinderConfig, pythons: tuple[str, ...]) -> BuildPlan:
+    """The local builder's plan, refused when this machine lacks its Python."""
     from binder_actors.builders.local import interpreter_for  # the local builder's modules only where used
 
-    try:
-        interpreter_for(plan)
-    except UnsupportedRepository as error:
-        return str(error)
-    return None
+    plan = plan_build(repo_dir, config.python_version, pythons)
+    interpreter_for(plan)
+    return plan
 
 
 def backend_for(config: BinderConfig) -> Backend:
@@ -135,8 +154,14 @@ def backend_for(config: BinderConfig) -> Backend:
     if config.builder == "local":
         from binder_actors.builders.local import available_pythons  # looks for interpreters on this machine
 
+        pythons = available_pythons()
         return Backend(
-            "local", LOCAL_BUILDER, config.python_version, available_pythons(), _local_python_refusal, channels
+            "local",
+            LOCAL_BUILDER,
+            config.python_version,
+            pythons,
+            lambda repo_dir: local_plan(repo_dir, config, pythons),
+            channels,
         )
     if config.builder == "docker" and not config.docker.use_repo2docker:
         docker = config.docker
@@ -145,12 +170,10 @@ def backend_for(config: BinderConfig) -> Backend:
             DOCKER_BUILDER,
             docker.base_python,
             (docker.base_python,),
-            lambda plan: base_python_refusal(plan.python_version, docker),
+            lambda repo_dir: docker_plan(repo_dir, config),
             channels,
         )
-    return Backend(
-        config.builder, REPO2DOCKER, MAJOR_PYTHONS["3"], KNOWN_PYTHONS, lambda plan: None, REPO2DOCKER_CHANNELS
-    )
+    return Backend(config.builder, REPO2DOCKER, MAJOR_PYTHONS["3"], KNOWN_PYTHONS, None, REPO2DOCKER_CHANNELS)
 
 
 def _relative(path: Path, repo_dir: Path) -> str:
@@ -228,19 +251,20 @@ def describe_checkout(repo_dir: Path, config: BinderConfig) -> CheckoutPlan:
     backend = backend_for(config)
     refusal: str | None = None
     notes: list[str] = []
-    if backend.abilities is REPO2DOCKER:
+    own: BuildPlan | None = None
+    if backend.own_plan is None:
         # repo2docker builds whatever it can read; its own errors come with the build.
         notes.append("repo2docker builds this checkout; the steps above are how binder-actors reads its files.")
     else:
         try:
             # The builder's own call: what it refuses, the plan refuses in the same words.
-            own = plan_build(repo_dir, backend.default_python, backend.pythons, backend.abilities)
-            refusal = backend.python_refusal(own)
+            own = backend.own_plan(repo_dir)
         except UnsupportedRepository as error:
             refusal = str(error)
     plan: BuildPlan | None
     try:
-        plan = plan_build(repo_dir, backend.default_python, backend.pythons, REPO2DOCKER)
+        # The builder's plan when it builds; else what repo2docker would install, for the full picture.
+        plan = own or plan_build(repo_dir, backend.default_python, backend.pythons, REPO2DOCKER)
     except UnsupportedRepository as error:
         plan = None
         if str(error) != refusal:  # said once: the refusal, when it is the same

@@ -265,3 +265,18 @@ def test_a_refused_or_unreadable_configuration_still_exits_zero(tmp_path, capsys
     repo = checkout(tmp_path, {"environment.yml": "dependencies: [\n", "Dockerfile": "FROM x\n"})
     assert main(["plan", str(repo)]) == 0
     assert "builds:     no" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("environment", "python", "refusal"),
+    [
+        ("dependencies: [numpy]\n", "3.10", None),  # no pin: BINDER_PYTHON_VERSION, not the base image's
+        ("dependencies: [python=3.12, numpy]\n", "3.12", None),  # its own Python, not the base image's
+        ("dependencies: [python=3.7, numpy]\n", "3.7", "asks for Python 3.7; the Jupyter server runs on"),
+    ],
+)
+def test_a_conda_environment_on_docker_brings_its_own_python(tmp_path, capsys, backend, environment, python, refusal):
+    backend("docker")
+    plan = plan_json(checkout(tmp_path, {"environment.yml": environment}), capsys)
+    assert (plan["kind"], plan["python"]) == ("conda", python)
+    assert (plan["refusal"] is None) if refusal is None else (refusal in plan["refusal"]), plan["refusal"]
