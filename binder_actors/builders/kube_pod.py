@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.utils import parse_quantity
 
 from binder_actors.builders import timeout_message
 from binder_actors.config import BinderConfig
@@ -38,11 +37,6 @@ _TOLERATION_FIELDS = {
     "effect": "effect",
     "tolerationSeconds": "toleration_seconds",
 }
-
-
-def memory_bytes(value: str) -> int:
-    """The bytes of a Kubernetes memory quantity ("2Gi", "512M"), which BinderConfig checked when it loaded."""
-    return int(parse_quantity(value))
 
 
 def rendezvous_node(repo_url: str, nodes: Iterable[str]) -> str | None:
@@ -130,9 +124,8 @@ def repo2docker_args(*, image: str, repo_url: str, ref: str, settings: BuildPodS
         args += ["--appendix", settings.appendix]
     if settings.push:
         args.append("--push")
-    if settings.memory_limit:
-        # repo2docker's own byte strings have no binary suffixes: hand it plain bytes.
-        args += ["--build-memory-limit", str(memory_bytes(settings.memory_limit))]
+    # No --build-memory-limit: repo2docker 2025.08 and later exit on it, and the pod's memory limit
+    # (BINDER_BUILD_MEMORY_LIMIT) bounds the build whatever repo2docker's version.
     return [*args, *settings.extra_args, repo_url]
 
 

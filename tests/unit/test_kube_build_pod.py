@@ -11,7 +11,6 @@ from binder_actors.builders import make_executor
 from binder_actors.builders.kube_pod import (
     BuildPodSettings,
     make_build_pod,
-    memory_bytes,
     pod_failure_message,
     rendezvous_node,
 )
@@ -59,8 +58,8 @@ def container(pod: dict[str, Any]) -> dict[str, Any]:
             {"push": True, "appendix": "USER root", "extra_args": ["--debug", "--cache-from", "x"]},
             [*BASE_ARGS, "--appendix", "USER root", "--push", "--debug", "--cache-from", "x", REPO],
         ),
-        ({"push": False, "memory_limit": "2Gi"}, [*BASE_ARGS, "--build-memory-limit", "2147483648", REPO]),
-        ({"push": False, "memory_limit": "1G"}, [*BASE_ARGS, "--build-memory-limit", "1000000000", REPO]),
+        # The pod's limit bounds the build: repo2docker 2025.08+ exits on --build-memory-limit.
+        ({"push": False, "memory_limit": "2Gi"}, [*BASE_ARGS, REPO]),
     ],
 )
 def test_repo2docker_args_end_with_the_repository(settings: dict[str, Any], expected_args: list[str]) -> None:
@@ -156,23 +155,6 @@ def test_credentials_reach_the_build_container(settings: dict[str, Any], env: li
 )
 def test_memory_request_and_limit(request_: str, limit: str, resources: dict[str, Any] | None) -> None:
     assert container(pod_json(memory_request=request_, memory_limit=limit)).get("resources") == resources
-
-
-@pytest.mark.parametrize(
-    ("value", "bytes_"),
-    [
-        ("1", 1),
-        ("1Ki", 1024),
-        ("1.5Gi", 1610612736),
-        ("512M", 512_000_000),
-        ("2k", 2000),
-        ("1e9", 1_000_000_000),
-        ("1E3", 1000),
-        (".5Gi", 536870912),
-    ],
-)
-def test_quantities_parse_to_bytes(value: str, bytes_: int) -> None:
-    assert memory_bytes(value) == bytes_
 
 
 def test_node_selector_tolerations_service_account_and_pull_secrets() -> None:
