@@ -66,11 +66,11 @@ class Admission:
     def __init__(
         self,
         max_sessions: int,
-        quota_of: Callable[[str], int],
+        quota_of: Callable[[str, str], int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_sessions = max_sessions
-        self.quota_of = quota_of  # spec -> sessions one repository may have (0: no limit)
+        self.quota_of = quota_of  # (spec, provider) -> sessions one repository may have (0: no limit)
         self.clock = clock
         self._listed_at = self._listed_done = float("-inf")
         self._listed_users: set[str] = set()
@@ -79,7 +79,14 @@ class Admission:
         self._launching: dict[str, str] = {}  # user -> repo_url, of the launches in progress
 
     def decide(
-        self, user: str, repo_url: str, spec: str, *, listed: bool = False, looked_up: bool = False
+        self,
+        user: str,
+        repo_url: str,
+        spec: str,
+        *,
+        provider: str = "",
+        listed: bool = False,
+        looked_up: bool = False,
     ) -> Step | Refusal:
         """Admit `user` (its place taken), refuse it, or say what to ask the hub first.
 
@@ -92,7 +99,7 @@ class Admission:
             return Step.LIST_FIRST
         if not looked_up and (user in self._listed_users or user in self._since_listed):
             return Step.LOOK_UP
-        refusal = self._over_quota(repo_url, spec)
+        refusal = self._over_quota(repo_url, spec, provider)
         if refusal and not listed and self.clock() - self._listed_done > RECHECK_AFTER_SECONDS:
             return Step.LIST_FIRST
         if refusal:
@@ -123,12 +130,12 @@ class Admission:
         else:
             self._since_listed.pop(user, None)
 
-    def _over_quota(self, repo_url: str, spec: str) -> Refusal | None:
+    def _over_quota(self, repo_url: str, spec: str, provider: str) -> Refusal | None:
         since = {user: repo for user, (repo, _) in self._since_listed.items()}
         counted = {**self._listed, **since, **self._launching}  # user -> repo_url
         if len(counted) >= self.max_sessions:
             return Refusal("pod_quota", HUB_FULL_MESSAGE)
-        quota = self.quota_of(spec)
+        quota = self.quota_of(spec, provider)
         if quota and sum(r == repo_url for r in counted.values()) >= quota:
             return Refusal("repo_quota", f"{REPO_FULL_PREFIX}{repo_url}! Try again soon.")
         return None

@@ -12,10 +12,57 @@ from binder_actors import config_checks
 
 
 class SpecConfig(BaseModel):
-    """An override for the specs a pattern matches (BinderHub's spec_config)."""
+    """An override for the specs a pattern matches (BinderHub's spec_config).
+
+    Written flat (`{"pattern": ..., "quota": N}`) or in BinderHub's own shape
+    (`{"pattern": ..., "config": {"quota": N}}`), so a BinderHub operator's values paste as they are.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     pattern: str
     quota: int | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _binderhub_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "config" in value:
+            inner = value["config"]
+            if not isinstance(inner, dict):
+                raise ValueError('spec_config\'s `config` must be a mapping such as {"quota": 10}')
+            return {**{k: v for k, v in value.items() if k != "config"}, **inner}
+        return value
+
+
+# BinderHub's provider classes, whose traitlets operators set per provider, by our prefix.
+BINDERHUB_PROVIDER_CLASSES = {
+    "GitHubRepoProvider": "gh",
+    "GistRepoProvider": "gist",
+    "GitLabRepoProvider": "gl",
+    "GitRepoProvider": "git",
+    "ZenodoProvider": "zenodo",
+    "FigshareProvider": "figshare",
+    "HydroshareProvider": "hydroshare",
+    "DataverseProvider": "dataverse",
+    "CKANProvider": "ckan",
+}
+
+
+class ProviderSpecRules(BaseModel):
+    """One provider's own spec rules, as BinderHub sets them on each RepoProvider class."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    banned_specs: list[str] = []
+    allowed_specs: list[str] = []
+    high_quota_specs: list[str] = []
+    spec_config: list[SpecConfig] = []
+
+    @model_validator(mode="after")
+    def _patterns(self) -> ProviderSpecRules:
+        config_checks.patterns([*self.banned_specs, *self.allowed_specs, *self.high_quota_specs])
+        config_checks.patterns(override.pattern for override in self.spec_config)
+        return self
 
 
 def _flat(name: str) -> Any:
@@ -223,6 +270,11 @@ class AccessSettings(SettingsGroup):
     allowed_specs: list[str] = Field(
         default_factory=list, description="When set, only specs matching one of these regexes may launch."
     )
+    provider_specs: dict[str, ProviderSpecRules] = Field(
+        default_factory=dict,
+        description="Per provider, as BinderHub sets them on each RepoProvider: JSON {provider: {banned_specs, "
+        "allowed_specs, high_quota_specs, spec_config}}; provider is a prefix (gh) or class (GitHubRepoProvider).",
+    )
     ban_networks: dict[str, str] | list[str] = Field(
         default_factory=dict,
         description="Networks refused with a 403: JSON {cidr: message shown} or [cidr, ...] (IPv4 and IPv6).",
@@ -255,6 +307,21 @@ class AccessSettings(SettingsGroup):
     def _patterns(cls, value: list[str]) -> list[str]:
         config_checks.patterns(value)
         return value
+
+    @field_validator("provider_specs", mode="before")
+    @classmethod
+    def _provider_names(cls, value: Any) -> Any:
+        """Keys are our prefixes (gh, gl, ...) or BinderHub's class names (GitHubRepoProvider, ...)."""
+        if not isinstance(value, dict):
+            return value
+        named = {}
+        for key, rules in value.items():
+            prefix = BINDERHUB_PROVIDER_CLASSES.get(key, key)
+            if prefix not in set(BINDERHUB_PROVIDER_CLASSES.values()) | {"swh"}:
+                known = ", ".join([*BINDERHUB_PROVIDER_CLASSES.values(), "swh", *BINDERHUB_PROVIDER_CLASSES])
+                raise ValueError(f"{key!r} is not a provider; use one of {known}")
+            named[prefix] = rules
+        return named
 
 
 class CullingSettings(SettingsGroup):

@@ -33,7 +33,7 @@ class RefResolver:
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def resolve(self, request: ResolveRequest) -> ResolvedRef:
         """The version a spec names now; raises InvalidSpec or ResolveError with a user message."""
-        refused = refusal(request.spec, self.config)
+        refused = refusal(request.spec, self.config, request.provider)
         if refused:
             raise ResolveError(refused, 403)
         key = (request.provider, request.spec)

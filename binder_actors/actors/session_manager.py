@@ -56,7 +56,9 @@ class SessionManager:
         self.config = config
         self.hub = HubClient(config.hub_url, config.hub_api_token.get_secret_value())
         self._admission_lock = asyncio.Lock()
-        self.admission = Admission(config.quotas.max_sessions, lambda spec: repo_quota(spec, config))
+        self.admission = Admission(
+            config.quotas.max_sessions, lambda spec, provider: repo_quota(spec, config, provider)
+        )
         self._spawn_slots = asyncio.Semaphore(max(1, config.quotas.max_concurrent_spawns))
         self._runs: dict[str, tuple[str, Backlog[BinderEvent]]] = {}  # user -> (launch key, launch), while it runs
         self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
@@ -173,7 +175,9 @@ class SessionManager:
         listed = looked_up = False
         async with self._admission_lock:
             while True:
-                step = self.admission.decide(user, repo_url, spec, listed=listed, looked_up=looked_up)
+                step = self.admission.decide(
+                    user, repo_url, spec, provider=request.resolved.provider, listed=listed, looked_up=looked_up
+                )
                 if isinstance(step, Refusal):
                     raise QuotaExceeded(step)
                 if step is Step.ADMITTED:

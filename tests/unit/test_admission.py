@@ -39,7 +39,7 @@ def hub_user(name: str, repo_url: str | None = REPO) -> HubUser:
 
 def admission(clock: Clock, max_sessions: int = 100, per_repo_quota: int = 0, **settings) -> Admission:
     config = BinderConfig(max_sessions=max_sessions, per_repo_quota=per_repo_quota, **settings)
-    return Admission(config.quotas.max_sessions, lambda spec: repo_quota(spec, config), clock=clock)
+    return Admission(config.quotas.max_sessions, lambda spec, provider: repo_quota(spec, config, provider), clock=clock)
 
 
 def listed(core: Admission, clock: Clock, users: list[HubUser]) -> None:
