@@ -18,9 +18,12 @@ class KernelError(Exception):
 
 
 def run_code(server_url: str, token: str, code: str, timeout: float = 120) -> str:
-    """Start a kernel, run `code`, return what it printed; the kernel is shut down afterwards."""
+    """Start a kernel, run `code`, return what it printed; the kernel is shut down afterwards.
+
+    The kernel is the server's default one, as a new notebook's: the image's Python 2.7 kernel, for example.
+    """
     headers = {"Authorization": f"token {token}"}
-    answer = httpx.post(server_url + "api/kernels", headers=headers, json={"name": "python3"}, timeout=60)
+    answer = httpx.post(server_url + "api/kernels", headers=headers, json={}, timeout=60)
     answer.raise_for_status()
     kernel_id = answer.json()["id"]
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"

@@ -70,7 +70,8 @@ _R_SNAPSHOT_RE = re.compile(r"^r-(?:\d+(?:\.\d+)*-)?\d{4}-\d{2}-\d{2}$")
 Kind = Literal["pip", "setup.py", "pipfile", "conda", "r", "julia", "dockerfile", "nix"]
 # What repo2docker gives a major-only runtime.txt (`python-3`).
 MAJOR_PYTHONS = {"2": "2.7", "3": "3.10"}
-# Pythons repo2docker runs only as a kernel beside a newer server; the builders here cannot.
+# Pythons repo2docker runs only as the kernel, in an environment beside the server's (the server runs
+# on its default Python): those before 3.7.
 LEGACY_KERNEL_PYTHONS = ("2.7", "3.0", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6")
 _CONDA_PYTHON_RE = re.compile(r"^python\s*(?P<op>==|=|>=|<=|>|<|~=)?\s*(?P<version>[\d.*]+)?$")
 
@@ -104,6 +105,13 @@ class BuildPlan:
     apt_packages: tuple[str, ...] = ()
     conda: CondaEnvironment | None = None
     notes: tuple[str, ...] = field(default=())
+    # Installed into the server's environment: requirements3.txt beside a kernel environment, as repo2docker does.
+    server_installs: tuple[InstallStep, ...] = ()
+
+    @property
+    def kernel_environment(self) -> bool:
+        """Does `python_version` run only as the kernel, in an environment of its own beside the server's?"""
+        return self.python_version in LEGACY_KERNEL_PYTHONS
 
 
 def find_config_dir(repo_dir: Path) -> Path:
@@ -158,12 +166,6 @@ def runtime_python(config_dir: Path) -> str | None:
     version = f"{match['major']}.{match['minor']}" if match["minor"] else MAJOR_PYTHONS.get(match["major"])
     if version is None:
         raise UnsupportedRepository(f"runtime.txt says {text!r}: there is no Python {match['major']}.")
-    if version in LEGACY_KERNEL_PYTHONS:
-        raise UnsupportedRepository(
-            f"runtime.txt asks for Python {version}, which runs only as a kernel beside a newer server "
-            f"(repo2docker does that); binder-actors builds Python {KNOWN_PYTHONS[0]} and newer: "
-            f"set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes."
-        )
     return version
 
 
@@ -325,15 +327,32 @@ def _installable_pyproject(repo_dir: Path) -> bool:
     return "project" in content and "build-system" in content
 
 
-def _requires_python(repo_dir: Path, available: tuple[str, ...]) -> str | None:
+def _requires_python(repo_dir: Path, runtime: str | None, available: tuple[str, ...]) -> str | None:
+    """The Python of a root pyproject.toml's requires-python; a runtime.txt Python it excludes is an error
+    (repo2docker refuses that too)."""
     pyproject = repo_dir / "pyproject.toml"
     if not pyproject.is_file():
-        return None
+        return runtime
     try:
         specifier = (tomllib.loads(pyproject.read_text()).get("project") or {}).get("requires-python")
     except tomllib.TOMLDecodeError as error:
         raise UnsupportedRepository(f"pyproject.toml is not valid TOML: {error}") from None
-    return highest_matching(specifier, available, "pyproject.toml requires-python") if specifier else None
+    if not specifier:
+        return runtime
+    if runtime is None:
+        return highest_matching(specifier, available, "pyproject.toml requires-python")
+    try:
+        admitted = SpecifierSet(specifier).contains(runtime, prereleases=True)
+    except InvalidSpecifier:
+        raise UnsupportedRepository(
+            f"pyproject.toml requires-python: {specifier!r} is not a valid version specifier."
+        ) from None
+    if not admitted:
+        raise UnsupportedRepository(
+            f"runtime.txt asks for Python {runtime}, which pyproject.toml's requires-python {specifier!r} "
+            "excludes (repo2docker refuses this too): make the two agree."
+        )
+    return runtime
 
 
 def script_command(script: Path) -> tuple[str, ...]:
@@ -355,6 +374,7 @@ def plan_build(
     _refuse_container_files(config_dir, repo_dir, builder)
     python = runtime_python(config_dir)
     installs: list[InstallStep] = []
+    server_requirements: Path | None = None
     conda: CondaEnvironment | None = None
 
     environment = config_dir / "environment.yml"
@@ -384,20 +404,30 @@ def plan_build(
             installs.append(InstallStep(f"installing {requirements.relative_to(repo_dir)}", ("-r", str(requirements))))
         if at_root and ((repo_dir / "setup.py").is_file() or _installable_pyproject(repo_dir)):
             installs.append(InstallStep("installing the repository (pip install .)", (".",)))
-        if at_root and python is None:
-            python = _requires_python(repo_dir, available)
+        if at_root:
+            python = _requires_python(repo_dir, python, available)
+        if (config_dir / "requirements3.txt").is_file():
+            server_requirements = config_dir / "requirements3.txt"
 
     def script(name: str) -> Path | None:
         path = config_dir / name
         return path if path.is_file() else None
 
+    python_version = python or default_python
+    server_installs: tuple[InstallStep, ...] = ()
+    if python_version in LEGACY_KERNEL_PYTHONS and server_requirements is not None:
+        where = server_requirements.relative_to(repo_dir)
+        server_installs = (
+            InstallStep(f"installing {where} into the server's environment", ("-r", str(server_requirements))),
+        )
     return BuildPlan(
         config_dir=config_dir,
         kind=buildpack_kind(repo_dir, config_dir),
         apt_packages=apt_packages(config_dir) if "apt.txt" in builder.honours else (),
-        python_version=python or default_python,
+        python_version=python_version,
         installs=tuple(installs),
         post_build=script("postBuild"),
         start=script("start"),
         conda=conda,
+        server_installs=server_installs,
     )

@@ -11,7 +11,7 @@ import os
 import shlex
 from pathlib import Path
 
-from binder_actors.builders.detect import BuildPlan
+from binder_actors.builders.detect import BuildPlan, script_command
 from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
 from binder_actors.docker_engine import BUILDING_LABEL, SHARED_STEP
 
@@ -98,8 +98,10 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
     scripts = [path for path in (relative["post_build"], relative["start"]) if path]
     if scripts:
         lines.append("RUN " + json.dumps(["chmod", "+x", *scripts]))
-    if relative["post_build"]:
-        lines.append("RUN " + json.dumps(["bash", relative["post_build"]]))
+    if plan.post_build and relative["post_build"]:
+        # As repo2docker runs it: by its shebang when it has one, else with bash (the local builder's rule).
+        runner = script_command(plan.post_build)[:-1]
+        lines.append("RUN " + json.dumps([*runner, f"{HOME}/{relative['post_build']}"]))
     entrypoint = ["tini", "-g", "--"] + ([f"{HOME}/{relative['start']}"] if relative["start"] else [])
     lines += [
         "ENTRYPOINT " + json.dumps(entrypoint),

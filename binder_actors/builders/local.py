@@ -3,7 +3,8 @@ image, no containers (the embedded default).
 
 It runs the plan `detect.plan_build` makes from repo2docker's rules. The Jupyter server stack is
 one shared environment per Python version, put on each image's path after the image's own
-packages, so the repository's packages win. Every running step's process group is written to a
+packages, so the repository's packages win. A Python before 3.7 gets a kernel environment beside
+the server's, as in repo2docker (kernel_env.py). Every running step's process group is written to a
 lock file under BINDER_DATA_DIR/builds, so a restarted scheduler can stop what a dead one left.
 """
 
@@ -19,8 +20,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
-from binder_actors.builders import BuildFailed, Emit
+from binder_actors.builders import BuildFailed, Emit, kernel_env
 from binder_actors.builders.conda import install_environment
 from binder_actors.builders.detect import (
     KNOWN_PYTHONS,
@@ -66,19 +68,31 @@ def available_pythons() -> tuple[str, ...]:
     return tuple(v for v in KNOWN_PYTHONS if find_python(v) is not None)
 
 
-def interpreter_for(plan: BuildPlan) -> Path:
-    """This machine's interpreter of the plan's Python; refused naming it when the machine has none.
+class Interpreters(NamedTuple):
+    """The Pythons a plan's build runs: the server's, and a kernel environment's (None unless it has one)."""
 
+    server_python: str
+    server: Path
+    kernel: Path | None
+
+
+def interpreters_for(plan: BuildPlan, default_python: str) -> Interpreters:
+    """This machine's interpreters for the plan; refused naming a Python the machine lacks.
+
+    A Python before 3.7 runs only the kernel, as in repo2docker: the server runs on the default Python.
     A conda environment brings its own Python, but the shared server stack is built with ours.
     """
-    interpreter = find_python(plan.python_version)
-    if interpreter is None:
+    server_python = default_python if plan.kernel_environment else plan.python_version
+    server = find_python(server_python)
+    if server is None:
         where = plan.conda.source if plan.conda else "runtime.txt"
+        ask = f"ask for another version in {where}"
+        if plan.kernel_environment:  # the server's Python, not the one the repository asks for
+            ask = "set BINDER_PYTHON_VERSION to one it has"
         raise UnsupportedRepository(
-            f"Python {plan.python_version} is not installed on this machine; install it "
-            f"(for example with pyenv) or ask for another version in {where}."
+            f"Python {server_python} is not installed on this machine; install it (for example with pyenv) or {ask}."
         )
-    return interpreter
+    return Interpreters(server_python, server, kernel_env.interpreter(plan, find_python(plan.python_version)))
 
 
 def server_environment(image: LocalImage, home: Path) -> dict[str, str]:
@@ -86,12 +100,17 @@ def server_environment(image: LocalImage, home: Path) -> dict[str, str]:
     stack_share = image.stack_dir / "share" / "jupyter"
     # ~/.local/bin and $REPO_DIR/.local/bin are one folder here: the session's home is its repo copy.
     # The stack's commands (jupyter, jupyter-labextension...) are on PATH as in repo2docker's images,
-    # after the environment's own, so its python and pip win (the stack has no pip).
-    path = [str(image.env_dir / "bin"), str(home / ".local" / "bin"), str(image.stack_dir / "bin")]
+    # after the environment's own, so its python and pip win (the stack has no pip). A kernel
+    # environment's commands (python2, pip2) come right after the server environment's, as in repo2docker.
+    kernel_dir = kernel_env.kernel_environment_of(image.path)
+    kernel = [kernel_dir / "bin"] if kernel_dir else []
+    path = [image.env_dir / "bin", *kernel, home / ".local" / "bin", image.stack_dir / "bin"]
+    # Its kernelspec comes first, before the stack's own python3 (a Python 3.6 kernel takes that name).
+    jupyter_path = [kernel_dir / "share" / "jupyter"] if kernel_dir else []
     return {
-        "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
+        "PATH": os.pathsep.join([*map(str, path), os.environ.get("PATH", "/usr/bin:/bin")]),
         "VIRTUAL_ENV": str(image.env_dir),
-        "JUPYTER_PATH": str(stack_share),
+        "JUPYTER_PATH": os.pathsep.join(map(str, [*jupyter_path, stack_share])),
         "JUPYTER_CONFIG_PATH": str(image.stack_dir / "etc" / "jupyter"),
         "JUPYTERLAB_DIR": str(stack_share / "lab"),
         "REPO_DIR": str(home),
@@ -223,14 +242,14 @@ class LocalBuildExecutor:
 
         pythons = await asyncio.to_thread(available_pythons)
         plan = plan_build(repo_dir, self.config.python_version, pythons)
-        interpreter = interpreter_for(plan)
-        stack_dir = await self._ensure_stack(plan.python_version, interpreter, emit, lock)
+        server_python, interpreter, kernel_interpreter = interpreters_for(plan, self.config.python_version)
+        stack_dir = await self._ensure_stack(server_python, interpreter, emit, lock)
 
         if plan.conda is not None:
             # The environment's own Python runs the server and the kernel, the shared stack on its path.
             await install_environment(plan.conda, env_dir, self.config.conda, self.config.data_dir / "conda", emit)
         else:
-            await emit(progress("building", f"Creating a Python {plan.python_version} environment"))
+            await emit(progress("building", f"Creating a Python {server_python} environment"))
             # --seed: pip in the environment, for `pip install` in postBuild and `%pip` in a notebook.
             await run([*_uv(), "venv", "--quiet", "--seed", "--python", str(interpreter), str(env_dir)], "uv venv")
         attach_stack(env_dir, str(site_packages(stack_dir)))
@@ -239,9 +258,17 @@ class LocalBuildExecutor:
         # No --compile-bytecode here: Python compiles what a session imports, on first import,
         # which costs far less than compiling every module of every package at build time.
         install = [*_uv(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
-        for step in plan.installs:
+        # The repository's packages go where its kernel runs: the server's environment, or the kernel's.
+        repository_install = install
+        if kernel_interpreter is not None:
+            kernel = kernel_env.KernelEnvironment(target, plan.python_version, kernel_interpreter, _uv())
+            repository_install = await kernel.make(server_python, run, emit)
+        for step in plan.server_installs:
             await emit(progress("building", step.description.capitalize()))
             await run([*install, *step.args], step.description, cwd=step.cwd or repo_dir)
+        for step in plan.installs:
+            await emit(progress("building", step.description.capitalize()))
+            await run([*repository_install, *step.args], step.description, cwd=step.cwd or repo_dir)
         for script in (plan.post_build, plan.start):
             if script is not None:
                 script.chmod(script.stat().st_mode | 0o111)

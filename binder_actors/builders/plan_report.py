@@ -133,6 +133,12 @@ def docker_plan(repo_dir: Path, config: BinderConfig) -> BuildPlan:
                 f"{', '.join(KNOWN_PYTHONS)}: ask for one of them."
             )
         return plan
+    if plan.kernel_environment:
+        raise UnsupportedRepository(
+            f"The repository asks for Python {plan.python_version}, which runs only as a kernel beside a newer "
+            "server (as repo2docker builds it); the docker builder does not make such kernels: build it with "
+            "BINDER_BUILDER=local (which does) or BINDER_DOCKER_USE_REPO2DOCKER=true."
+        )
     refusal = base_python_refusal(plan.python_version, docker)
     if refusal:
         raise UnsupportedRepository(refusal)
@@ -141,10 +147,10 @@ def docker_plan(repo_dir: Path, config: BinderConfig) -> BuildPlan:
 
 def local_plan(repo_dir: Path, config: BinderConfig, pythons: tuple[str, ...]) -> BuildPlan:
     """The local builder's plan, refused when this machine lacks its Python."""
-    from binder_actors.builders.local import interpreter_for  # the local builder's modules only where used
+    from binder_actors.builders.local import interpreters_for  # the local builder's modules only where used
 
     plan = plan_build(repo_dir, config.python_version, pythons)
-    interpreter_for(plan)
+    interpreters_for(plan, config.python_version)
     return plan
 
 
@@ -275,7 +281,13 @@ def describe_checkout(repo_dir: Path, config: BinderConfig) -> CheckoutPlan:
         config_dir = repo_dir / ".binder"
     kind = plan.kind if plan else buildpack_kind(repo_dir, config_dir)
     python_less = kind in ("dockerfile", "nix")
-    installs = [] if plan is None or python_less else plan.installs
+    installs = [] if plan is None or python_less else [*plan.installs, *plan.server_installs]
+    if plan is not None and plan.kernel_environment:
+        notes.append(
+            f"Python {plan.python_version} runs as the notebook's kernel, in an environment of its own beside the "
+            f"server's Python {config.python_version}, as repo2docker builds it; requirements3.txt installs "
+            "into the server's environment."
+        )
     return CheckoutPlan(
         backend=backend.name,
         builder=backend.abilities.name,

@@ -162,7 +162,11 @@ def test_corpus_repository_builds_and_behaves_as_on_mybinder(name, corpus_root, 
         ({"runtime.txt": "python-3.99\n"}, "Python 3.99 is not installed"),
         ({"runtime.txt": "python-3.12.1\n"}, "python-X.Y"),
         ({"runtime.txt": "python-3.7.3\n"}, "python-X.Y"),
-        ({"runtime.txt": "python-2\n"}, "asks for Python 2.7, which runs only as a kernel"),
+        ({"runtime.txt": "python-3.4\n"}, "this machine has no python3.4"),
+        (
+            {"runtime.txt": "python-3.10\n", "pyproject.toml": "[project]\nname = 'x'\nrequires-python = '>=3.11'\n"},
+            "runtime.txt asks for Python 3.10, which pyproject.toml's requires-python '>=3.11' excludes",
+        ),
     ],
 )
 def test_unbuildable_repositories_fail_in_one_clear_sentence(files, message, tmp_path, stack):

@@ -76,6 +76,19 @@ def test_apt_and_requirements_repository_runs_in_an_isolated_container(docker_st
     assert container.attrs["NetworkSettings"]["Networks"].keys() == {docker_stack.config.docker.network}
 
 
+def test_post_build_with_a_python_shebang_runs_with_python(docker_stack, git_server: GitServer):
+    post_build = (
+        "#!/usr/bin/env python\nimport sys\n"
+        "open('post-build-python.txt', 'w').write('%d.%d %s' % (sys.version_info[:2] + (sys.prefix,)))\n"
+    )
+    git_server.add("docker-python-post-build", {"postBuild": post_build})
+    events = read_events(docker_stack.url, f"build/git/{git_spec(git_server.url('docker-python-post-build'), 'main')}")
+    ready = events[-1]
+    assert ready["phase"] == "ready", events[-3:]
+    written = run_in_kernel(ready["url"], ready["token"], "print(open('post-build-python.txt').read())").split()
+    assert written == [docker_stack.config.docker.base_python, "/srv/venv"]
+
+
 def test_simultaneous_first_launches_share_one_docker_build(docker_stack, git_server: GitServer):
     git_server.add("docker-shared", {"requirements.txt": "tabulate==0.9.0\n"})
     path = f"build/git/{git_spec(git_server.url('docker-shared'), 'main')}"
@@ -95,12 +108,19 @@ def test_simultaneous_first_launches_share_one_docker_build(docker_stack, git_se
         ),
         ({"apt.txt": "no-such-debian-package-binder\n"}, ["docker build failed", "no-such-debian-package-binder"]),
         ({"runtime.txt": "python-3.9\n"}, ["asks for Python 3.9", "binder-base:bookworm has Python 3.11"]),
+        ({"runtime.txt": "python-2.7\n"}, ["asks for Python 2.7", "runs only as a kernel beside a newer server"]),
         (
             {"environment.yml": "dependencies:\n  - python=3.7\n  - numpy\n"},
             ["environment.yml asks for Python 3.7", "the Jupyter server runs on Python 3.8"],
         ),
     ],
-    ids=["missing-pip-package", "missing-apt-package", "python-the-base-lacks", "conda-python-the-stack-lacks"],
+    ids=[
+        "missing-pip-package",
+        "missing-apt-package",
+        "python-the-base-lacks",
+        "python-2.7",
+        "conda-python-the-stack-lacks",
+    ],
 )
 def test_failed_build_says_why_and_leaves_nothing(docker_stack, git_server, engine, files, expected, request):
     name = f"docker-fails-{request.node.callspec.id}"

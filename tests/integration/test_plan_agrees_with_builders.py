@@ -44,7 +44,8 @@ async def ignore(event: BinderEvent) -> None:
         ({"runtime.txt": "python-3.99\n"}, "local"),  # a Python this machine does not have
         ({"runtime.txt": "python-3.12\n"}, "docker"),  # a Python the base image does not have
         ({"runtime.txt": "python-3.7.3\n"}, "docker"),
-        ({"runtime.txt": "python-2.7\n"}, "local"),
+        ({"runtime.txt": "python-2.7\n"}, "docker"),  # a kernel beside the server: the local builder's only
+        ({"runtime.txt": "python-3.4\n"}, "local"),  # a kernel Python this machine does not have
         ({"binder/requirements.txt": "a\n", ".binder/requirements.txt": "b\n"}, "local"),
     ],
 )

@@ -129,8 +129,10 @@ def test_pipfile_lock_wins_and_installs_dev_packages(tmp_path):
             ALL_PYTHONS,
             "3.10",
         ),
+        ({"runtime.txt": "python-3.12", "pyproject.toml": "[project]\nrequires-python='>=3.9'\n"}, ALL_PYTHONS, "3.12"),
+        # A binder folder hides the root pyproject.toml, so it cannot conflict with runtime.txt.
         (
-            {"runtime.txt": "python-3.9", "pyproject.toml": "[project]\nrequires-python='>=3.12'\n"},
+            {"binder/runtime.txt": "python-3.9", "pyproject.toml": "[project]\nrequires-python='>=3.12'\n"},
             ALL_PYTHONS,
             "3.9",
         ),
@@ -157,18 +159,70 @@ def test_runtime_txt_python_3_is_repo2dockers_default_python_3(tmp_path, runtime
     assert plan(tmp_path, {"runtime.txt": runtime}).python_version == python
 
 
+def test_runtime_txt_of_a_python_that_does_not_exist_is_refused_naming_it(tmp_path):
+    with pytest.raises(UnsupportedRepository, match="no Python 4"):
+        plan(tmp_path, {"runtime.txt": "python-4"})
+
+
 @pytest.mark.parametrize(
-    ("runtime", "named"),
+    ("files", "python", "kernel_environment"),
     [
-        ("python-2", "Python 2.7"),
-        ("python-2.7", "Python 2.7"),
-        ("python-3.6", "Python 3.6"),
-        ("python-4", "no Python 4"),
+        ({"runtime.txt": "python-2"}, "2.7", True),
+        ({"runtime.txt": "python-2.7"}, "2.7", True),
+        ({"runtime.txt": "python-3.6"}, "3.6", True),
+        ({"runtime.txt": "python-3.5"}, "3.5", True),
+        ({"runtime.txt": "python-3.7"}, "3.7", False),
+        ({"runtime.txt": "python-3.10"}, "3.10", False),
+        ({}, "3.10", False),
+        ({"Pipfile": '[requires]\npython_version = "2.7"\n'}, "2.7", True),
+        ({"environment.yml": "dependencies:\n  - python=3.6\n  - pip:\n    - tabulate\n"}, "3.6", True),
     ],
 )
-def test_runtime_txt_pythons_only_repo2docker_runs_as_a_kernel_are_refused_naming_them(tmp_path, runtime, named):
-    with pytest.raises(UnsupportedRepository, match=named):
-        plan(tmp_path, {"runtime.txt": runtime})
+def test_pythons_before_3_7_run_as_a_kernel_beside_the_server_as_in_repo2docker(
+    tmp_path, files, python, kernel_environment
+):
+    result = plan(tmp_path, files)
+    assert (result.python_version, result.kernel_environment) == (python, kernel_environment)
+
+
+@pytest.mark.parametrize(
+    ("files", "kernel", "server"),
+    [
+        # requirements.txt (and the repository itself) go to the kernel, requirements3.txt to the server.
+        (
+            {"runtime.txt": "python-2.7", "requirements.txt": "a", "requirements3.txt": "b", "setup.py": ""},
+            [("-r", "<repo>/requirements.txt"), (".",)],
+            [("-r", "<repo>/requirements3.txt")],
+        ),
+        (
+            {"binder/runtime.txt": "python-3.6", "binder/requirements3.txt": "b"},
+            [],
+            [("-r", "<repo>/binder/requirements3.txt")],
+        ),
+        # Without a kernel environment requirements3.txt means nothing, as in repo2docker.
+        ({"runtime.txt": "python-3.11", "requirements3.txt": "b"}, [], []),
+        ({"requirements.txt": "a", "requirements3.txt": "b"}, [("-r", "<repo>/requirements.txt")], []),
+    ],
+)
+def test_where_each_requirements_file_goes_beside_a_kernel_environment(tmp_path, files, kernel, server):
+    result = plan(tmp_path, files)
+    root = str(tmp_path)
+    args = [
+        [tuple(a.replace(root, "<repo>") for a in step.args) for step in steps]
+        for steps in (result.installs, result.server_installs)
+    ]
+    assert args == [kernel, server]
+
+
+@pytest.mark.parametrize(
+    ("runtime", "requires"),
+    [("python-3.9", ">=3.12"), ("python-2.7", ">=3.8"), ("python-3", ">=3.11"), ("python-3.9", ">=3.9.1")],
+)
+def test_runtime_txt_that_requires_python_excludes_is_refused_as_repo2docker_does(tmp_path, runtime, requires):
+    files = {"runtime.txt": runtime, "pyproject.toml": f"[project]\nname='x'\nrequires-python='{requires}'\n"}
+    with pytest.raises(UnsupportedRepository, match="requires-python") as refused:
+        plan(tmp_path, files)
+    assert "runtime.txt asks for Python" in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def dockerfile(tmp_path: Path, files: dict[str, str]) -> list[str]:
         ),
         ({"binder/requirements.txt": "x\n"}, '"-r", "binder/requirements.txt"]'),
         ({"setup.py": ""}, '"/srv/venv/bin/python", "."]'),
-        ({"binder/postBuild": "echo"}, 'RUN ["bash", "binder/postBuild"]'),
+        ({"binder/postBuild": "echo"}, 'RUN ["bash", "/home/jovyan/binder/postBuild"]'),
         ({"start": 'exec "$@"'}, 'ENTRYPOINT ["tini", "-g", "--", "/home/jovyan/start"]'),
         ({}, 'ENTRYPOINT ["tini", "-g", "--"]'),
     ],
@@ -38,6 +38,22 @@ def dockerfile(tmp_path: Path, files: dict[str, str]) -> list[str]:
 )
 def test_dockerfile_line_for_each_file(tmp_path, files, expected):
     assert any(expected in line for line in dockerfile(tmp_path, files)), dockerfile(tmp_path, files)
+
+
+@pytest.mark.parametrize(
+    ("post_build", "run"),
+    [
+        ("echo no shebang\n", 'RUN ["bash", "/home/jovyan/postBuild"]'),
+        ("#!/usr/bin/env python\nprint(1)\n", 'RUN ["/home/jovyan/postBuild"]'),
+        ("#!/bin/sh\necho sh\n", 'RUN ["/home/jovyan/postBuild"]'),
+        ("\n#!/usr/bin/env python\n", 'RUN ["bash", "/home/jovyan/postBuild"]'),  # a shebang only counts first
+        ("", 'RUN ["bash", "/home/jovyan/postBuild"]'),
+    ],
+    ids=["plain", "python-shebang", "sh-shebang", "shebang-not-first", "empty"],
+)
+def test_post_build_runs_by_its_shebang_else_with_bash(tmp_path, post_build, run):
+    lines = dockerfile(tmp_path, {"postBuild": post_build})
+    assert [line for line in lines if "postBuild" in line and "chmod" not in line] == [run]
 
 
 def test_shared_stack_comes_before_anything_of_the_repository(tmp_path):
