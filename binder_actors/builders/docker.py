@@ -26,6 +26,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.detect import DOCKER_BUILDER, UnsupportedRepository, plan_build
 from binder_actors.builders.dockerfile import make_dockerfile
+from binder_actors.builders.fetch import fetch_checkout
 from binder_actors.builders.repo2docker import repo2docker_line
 from binder_actors.builders.steps import LOG_TAIL_LINES, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
@@ -42,7 +43,6 @@ from binder_actors.docker_engine import (
 )
 from binder_actors.events import progress
 from binder_actors.models import BuildRequest
-from binder_actors.providers.git import git_environment
 from binder_actors.registries.oci import parse_image
 
 log = logging.getLogger(__name__)
@@ -154,17 +154,7 @@ class DockerBuildExecutor:
     async def _build_in(self, context: Path, client: Any, request: BuildRequest, emit: Emit) -> None:
         resolved = request.resolved
         repo_dir = context / "repo"
-        await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
-        git_env = git_environment(self.config.allow_local_repos)
-        clone = ["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)]
-        await run_step(clone, emit, what="git clone", phase="fetching", env=git_env)
-        await run_step(
-            [*("git", "-C", str(repo_dir), "-c", "advice.detachedHead=false"), "checkout", "-q", resolved.resolved_ref],
-            emit,
-            what=f"git checkout {resolved.resolved_ref}",
-            phase="fetching",
-            env=git_env,
-        )
+        await fetch_checkout(resolved, repo_dir, emit, self.config)
         labels = {
             IMAGE_LABEL: request.image,
             BUILD_LABEL: request.build_name,
