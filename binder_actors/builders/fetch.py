@@ -219,7 +219,8 @@ def _unreadable(what: str) -> BuildFailed:
 
 async def _zenodo(record: _Record) -> None:
     record_id = record.resolved.resolved_ref
-    landing = await record.upstream.resolve_doi(record.resolved.persistent_spec)
+    # the DOI as given leads to the site (a concept DOI, later to newer versions); the record is the pinned one
+    landing = await record.upstream.resolve_doi(record.resolved.repo_url)
     what = f"the Zenodo record {record_id}"
     metadata = await record.json(f"{_site(landing)}/api/records/{record_id}", what)
     files_url = _field(metadata, "links", "files")
@@ -252,7 +253,7 @@ async def _figshare(record: _Record) -> None:
 
 async def _dataverse(record: _Record) -> None:
     doi = record.resolved.persistent_spec
-    site = _site(await record.upstream.resolve_doi(doi))
+    site = _site(await record.upstream.resolve_doi(record.resolved.repo_url))
     version = record.resolved.resolved_ref.split(".v", 1)[-1]  # "<id>.v<major>.<minor>": the pinned version
     what = f"the Dataverse dataset {doi} (version {version})"
     query = urlencode({"persistentId": f"doi:{doi}"})
