@@ -56,9 +56,8 @@ async def fetch_checkout(
     if fetch is None:
         await _git_checkout(resolved, dest, emit, config, groups)
         return
-    await emit(
-        progress("fetching", f"Fetching {resolved.provider} {resolved.persistent_spec} ({resolved.resolved_ref})")
-    )
+    name = f"{resolved.provider} {resolved.persistent_spec}"
+    await emit(progress("fetching", f"Fetching {name} (version {resolved.resolved_ref})"))
     dest.mkdir(parents=True)
     upstream = Upstream(config)
     try:
@@ -153,12 +152,9 @@ class _Record:
                     if content_type and not response.headers.get("content-type", "").startswith(content_type):
                         raise _NotReady
                     declared = int(response.headers.get("content-length") or 0)
-                    if declared:
-                        self.budget.take(declared)  # fail before downloading what cannot fit
-                        self.budget.used -= declared
-                    await self.emit(
-                        progress("fetching", f"Downloading {what}" + (f" ({declared} bytes)" if declared else ""))
-                    )
+                    self.budget.check(declared)  # fail before downloading what cannot fit
+                    size = f" ({declared} bytes)" if declared else ""
+                    await self.emit(progress("fetching", f"Downloading {what}{size}"))
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with target.open("wb") as sink:
                         async for chunk in response.aiter_bytes(COPY_CHUNK):
@@ -166,9 +162,8 @@ class _Record:
                             sink.write(chunk)
                     return
             except httpx.TimeoutException:
-                raise ResolveError(
-                    f"Timed out after {self.config.upstream_timeout:g}s downloading {what}.", 504
-                ) from None
+                timeout = self.config.upstream_timeout
+                raise ResolveError(f"Timed out after {timeout:g}s downloading {what}.", 504) from None
             except httpx.HTTPError as error:
                 raise ResolveError(f"Could not download {what}: {type(error).__name__}.", 502) from None
         raise ResolveError(f"{what} redirected more than {MAX_REDIRECTS} times.", 502)

@@ -34,6 +34,7 @@ REQUIREMENTS = b"tabulate==0.9.0\n"
 HYDROSHARE_ID = "142c59757ed54de1816777828c9716e7"
 SWH_DIR = "d" * 40
 BIG_SWH_DIR = "b" * 40
+SWH_REV = "c" * 40
 
 
 def notebook(marker: str) -> bytes:
@@ -58,6 +59,7 @@ def upstream() -> Iterator[UpstreamServer]:
     ckan_files["values.csv"] = ckan_files.pop("data/values.csv")
     server.add_ckan_dataset("binder-dataset", ckan_files)
     server.add_swh_directory(SWH_DIR, record_files("swh"))
+    server.tables.swh[f"revision/{SWH_REV}"] = {"directory": SWH_DIR}  # a revision is fetched as its root directory
     # small to download, large unpacked
     server.add_swh_directory(BIG_SWH_DIR, {"requirements.txt": REQUIREMENTS, "zeros.bin": b"\0" * 100_000})
     # a software record whose zip would write outside the checkout
@@ -125,6 +127,12 @@ def test_each_provider_fetches_the_records_files_as_repo2docker_lays_them_out(up
     assert {e.phase for e in events} == {"fetching"}
     assert events[-1].message.startswith(f"Fetched {len(expected)} files")
     assert not list(tmp_path.glob(".fetch-*")), "the scratch folder was left behind"
+
+
+def test_a_software_heritage_revision_is_fetched_as_its_root_directory(upstream, tmp_path):
+    config = BinderConfig(data_dir=tmp_path / "data", upstream_timeout=10, **provider_settings(upstream))
+    fetch(config, "swh", f"swh:1:rev:{SWH_REV}", tmp_path / "repo")
+    assert tree(tmp_path / "repo") == {"requirements.txt", "index.ipynb", "data/values.csv"}
 
 
 @pytest.mark.parametrize(
