@@ -43,6 +43,7 @@ class UpstreamTables:
     swh: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<kind>/<hash>" -> API document
     documents: dict[str, Any] = field(default_factory=dict)  # path (and ?query) -> JSON of a content API
     blobs: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path -> (file, its content type)
+    preparing: Counter[str] = field(default_factory=Counter)  # path -> answers "being prepared" (a page) left
     github_rate_limited: bool = False
     github_delay: threading.Event | None = None  # when set, GitHub answers wait until it is set
 
@@ -151,6 +152,9 @@ class UpstreamServer:
 
     def answer(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, dict, Any]:
         segments = [unquote(s) for s in path.strip("/").split("/")]
+        if self.tables.preparing[path] > 0:  # as HydroShare while it zips a bag: a page, not the file
+            self.tables.preparing[path] -= 1
+            return 200, {"Content-Type": "text/html"}, b"<p>Your download is being prepared.</p>"
         if path in self.tables.blobs:
             data, content_type = self.tables.blobs[path]
             return 200, {"Content-Type": content_type}, data

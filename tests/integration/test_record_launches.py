@@ -129,6 +129,15 @@ def test_each_provider_fetches_the_records_files_as_repo2docker_lays_them_out(up
     assert not list(tmp_path.glob(".fetch-*")), "the scratch folder was left behind"
 
 
+def test_a_hydroshare_bag_still_being_prepared_is_waited_for(upstream, tmp_path):
+    upstream.tables.preparing[f"/django_irods/download/bags/{HYDROSHARE_ID}"] = 1
+    config = BinderConfig(data_dir=tmp_path / "data", upstream_timeout=10, **provider_settings(upstream))
+    events = fetch(config, "hydroshare", HYDROSHARE_ID, tmp_path / "repo")
+    assert tree(tmp_path / "repo") == {"requirements.txt", "index.ipynb", "data/values.csv"}
+    assert any("to be prepared" in e.message for e in events)
+    assert upstream.tables.preparing[f"/django_irods/download/bags/{HYDROSHARE_ID}"] == 0
+
+
 def test_a_software_heritage_revision_is_fetched_as_its_root_directory(upstream, tmp_path):
     config = BinderConfig(data_dir=tmp_path / "data", upstream_timeout=10, **provider_settings(upstream))
     fetch(config, "swh", f"swh:1:rev:{SWH_REV}", tmp_path / "repo")
