@@ -81,6 +81,9 @@ class ProviderSettings(BaseModel):
     gitlab_url: str = Field("https://gitlab.com", description="Web URL of the GitLab instance (API under /api/v4).")
     gitlab_private_token: SecretStr = Field(SecretStr(""), description="GitLab private token for the API.")
     doi_resolver_url: str = Field("https://doi.org", description="DOI resolver whose redirects lead to the record.")
+    figshare_api_url: str = Field(
+        "https://api.figshare.com/v2", description="Figshare's API, where an article's files are listed."
+    )
     hydroshare_url: str = Field("https://www.hydroshare.org", description="Web URL and API of HydroShare.")
     swh_url: str = Field("https://archive.softwareheritage.org", description="Software Heritage (API at /api/1).")
     swh_token: SecretStr = Field(SecretStr(""), description="Software Heritage API bearer token.")
@@ -233,6 +236,12 @@ class BinderConfig(BaseSettings):
     )
     python_version: str = Field("3.10", description="Python of a repository that does not ask.")
     build_timeout: int = Field(1800, gt=0, description="Seconds a build may run before it is killed.")
+    content_max_bytes: int = Field(
+        2 * 1024**3,
+        gt=0,
+        description="Bytes a record's or archive's content (zenodo, figshare, dataverse, hydroshare, ckan, swh) "
+        "may take, downloaded and again unpacked; a larger one fails its build.",
+    )
     max_concurrent_builds: int = Field(2, ge=1, description="Builds running at once; the rest queue.")
 
     hub_url: str = Field(

@@ -3,17 +3,22 @@
 One HTTP server on 127.0.0.1 plays GitHub's REST API, GitLab's API v4, doi.org and the Zenodo,
 Figshare, Dataverse, HydroShare, CKAN and Software Heritage endpoints a resolution reads, and
 serves the git repositories under its root over smart HTTP (`git http-backend`), as github.com
-does. Tests fill its tables and read its request log; nothing here knows about binder-actors' code.
+does. The `add_*` methods publish a record's files (built by the test) as each upstream's API lists
+and serves them. Tests fill its tables and read its request log; nothing here knows about
+binder-actors' code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
+import tarfile
 import threading
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +41,9 @@ class UpstreamTables:
     ckan_modified: dict[str, str] = field(default_factory=dict)  # dataset id -> metadata_modified
     ckan_activities: dict[str, str] = field(default_factory=dict)  # activity id -> timestamp
     swh: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<kind>/<hash>" -> API document
+    documents: dict[str, Any] = field(default_factory=dict)  # path (and ?query) -> JSON of a content API
+    blobs: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path -> (file, its content type)
+    preparing: Counter[str] = field(default_factory=Counter)  # path -> answers "being prepared" (a page) left
     github_rate_limited: bool = False
     github_delay: threading.Event | None = None  # when set, GitHub answers wait until it is set
 
@@ -76,6 +84,9 @@ class UpstreamServer:
                 return None
 
             def do_POST(self) -> None:
+                if self.path.startswith("/api/1/vault/"):  # Software Heritage's vault: cooking is instant here
+                    self.do_GET()
+                    return
                 self._git()
 
             def do_GET(self) -> None:
@@ -90,7 +101,7 @@ class UpstreamServer:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                payload = b"" if body is None else json.dumps(body).encode()
+                payload = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -141,6 +152,15 @@ class UpstreamServer:
 
     def answer(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, dict, Any]:
         segments = [unquote(s) for s in path.strip("/").split("/")]
+        if self.tables.preparing[path] > 0:  # as HydroShare while it zips a bag: a page, not the file
+            self.tables.preparing[path] -= 1
+            return 200, {"Content-Type": "text/html"}, b"<p>Your download is being prepared.</p>"
+        if path in self.tables.blobs:
+            data, content_type = self.tables.blobs[path]
+            return 200, {"Content-Type": content_type}, data
+        keyed = path + ("?" + "&".join(f"{k}={v[0]}" for k, v in sorted(query.items())) if query else "")
+        if keyed in self.tables.documents:
+            return 200, {"Content-Type": "application/json"}, self.tables.documents[keyed]
         if segments[:1] == ["repos"] and len(segments) >= 5 and segments[3] == "commits":
             return self._github_commit(f"{segments[1]}/{segments[2]}", "/".join(segments[4:]), headers)
         if segments[:1] == ["gists"] and len(segments) == 2:
@@ -215,3 +235,109 @@ class UpstreamServer:
         if action == "activity_show" and key in self.tables.ckan_activities:
             return 200, {}, {"success": True, "result": {"id": key, "timestamp": self.tables.ckan_activities[key]}}
         return 404, {}, {"success": False, "error": {"message": "Not found", "__type": "Not Found Error"}}
+
+    # --- records: their files, listed and served as each upstream does ----------------------------
+
+    def _blob(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self.tables.blobs[path] = (data, content_type)
+        return self.url + path
+
+    def add_zenodo_record(self, doi: str, record_id: str, files: dict[str, bytes], *, software: bool = False) -> None:
+        """A Zenodo record: the DOI leads to /records/<id>, /api/records/<id> links its files' listing."""
+        self.tables.dois[doi] = f"/records/{record_id}"
+        api = f"/api/records/{record_id}"
+        kind = "software" if software else "dataset"
+        self.tables.documents[api] = {"metadata": {"upload_type": kind}, "links": {"files": self.url + api + "/files"}}
+        entries = [
+            {"key": name, "links": {"content": self._blob(f"{api}/files/{name}/content", data)}}
+            for name, data in files.items()
+        ]
+        self.tables.documents[api + "/files"] = {"entries": entries}
+
+    def add_figshare_article(self, doi: str, article: str, version: int, files: dict[str, bytes]) -> None:
+        """A Figshare article version, its files listed by the API under /figshare-api/v2."""
+        self.tables.dois[doi] = f"/articles/dataset/name/{article}/{version}"
+        listed = [
+            {
+                "name": name,
+                "is_link_only": False,
+                "download_url": self._blob(f"/ndownloader/files/{article}-{name}", data),
+            }
+            for name, data in files.items()
+        ]
+        listed.append({"name": "elsewhere.html", "is_link_only": True, "download_url": "http://192.0.2.1/nowhere"})
+        self.tables.documents[f"/figshare-api/v2/articles/{article}/versions/{version}"] = {"files": listed}
+
+    def add_dataverse_dataset(self, doi: str, dataset_id: int, files: dict[str, bytes]) -> None:
+        """A Dataverse dataset at version 1.0; a file's folder is its directoryLabel."""
+        self.tables.dois[doi] = f"/dataset.xhtml?persistentId=doi:{doi}"
+        authority, identifier = doi.split("/", 1)
+        self.tables.dataverse[f"doi:{doi}"] = {
+            "id": dataset_id,
+            "authority": authority,
+            "identifier": identifier,
+            "persistentUrl": f"https://doi.org/{doi}",
+            "latestVersion": {"versionNumber": 1, "versionMinorNumber": 0},
+        }
+        listed = []
+        for number, (name, data) in enumerate(files.items(), start=dataset_id * 100):
+            folder, _, label = name.rpartition("/")
+            self._blob(f"/api/access/datafile/{number}", data)
+            listed.append(
+                {"label": label, "directoryLabel": folder, "dataFile": {"id": number}}
+                if folder
+                else {"label": label, "dataFile": {"id": number}}
+            )
+        path = f"/api/datasets/:persistentId/versions/1.0?persistentId=doi:{doi}"
+        self.tables.documents[path] = {"status": "OK", "data": {"files": listed}}
+
+    def add_hydroshare_resource(self, resource_id: str, files: dict[str, bytes]) -> None:
+        """A HydroShare resource whose bag (a zip) holds the files under <id>/data/contents/."""
+        self.tables.hydroshare_modified[resource_id] = "2024-01-02T03:04:05.000000Z"
+        bag = {f"{resource_id}/bagit.txt": b"BagIt-Version: 0.96\n"}
+        bag.update({f"{resource_id}/data/contents/{name}": data for name, data in files.items()})
+        self._blob(f"/django_irods/download/bags/{resource_id}", zip_bytes(bag), "application/zip")
+
+    def add_ckan_dataset(self, dataset_id: str, files: dict[str, bytes]) -> None:
+        """A CKAN dataset under /ckan whose resources are the files (and one resource without a file)."""
+        self.tables.ckan_modified[dataset_id] = "2024-04-02T02:10:31.123456"
+        resources = [
+            {"id": f"r{n}", "url": self._blob(f"/ckan/dataset/{dataset_id}/resource/r{n}/download/{name}", data)}
+            for n, (name, data) in enumerate(files.items())
+        ]
+        resources.append({"id": "no-file", "url": ""})
+        self.tables.documents[f"/ckan/api/3/action/package_show?id={dataset_id}"] = {
+            "success": True,
+            "result": {
+                "name": dataset_id,
+                "metadata_modified": self.tables.ckan_modified[dataset_id],
+                "resources": resources,
+            },
+        }
+
+    def add_swh_directory(self, directory: str, files: dict[str, bytes]) -> None:
+        """A Software Heritage directory, cooked by the vault into a tar.gz holding <directory>/..."""
+        self.tables.swh[f"directory/{directory}"] = {"entries": []}
+        vault = f"/api/1/vault/directory/{directory}/"
+        fetch_url = self._blob(
+            vault + "raw/", tar_bytes({f"{directory}/{n}": d for n, d in files.items()}), "application/gzip"
+        )
+        self.tables.documents[vault] = {"status": "done", "fetch_url": fetch_url, "progress_message": None}
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in files.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as bundle:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

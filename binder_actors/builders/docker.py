@@ -28,6 +28,7 @@ from binder_actors.builders import BuildFailed, Emit
 from binder_actors.builders.conda import install_records, python_of, solve_environment
 from binder_actors.builders.detect import CondaEnvironment, UnsupportedRepository
 from binder_actors.builders.dockerfile import CONDA_CONTEXT, CONDA_PREFIX, VENV, make_dockerfile
+from binder_actors.builders.fetch import fetch_checkout
 from binder_actors.builders.plan_report import docker_plan
 from binder_actors.builders.repo2docker import repo2docker_line
 from binder_actors.builders.stack import attach_stack
@@ -46,7 +47,6 @@ from binder_actors.docker_engine import (
 )
 from binder_actors.events import progress
 from binder_actors.models import BuildRequest
-from binder_actors.providers.git import git_environment
 from binder_actors.registries.oci import parse_image
 
 log = logging.getLogger(__name__)
@@ -158,17 +158,7 @@ class DockerBuildExecutor:
     async def _build_in(self, context: Path, client: Any, request: BuildRequest, emit: Emit) -> None:
         resolved = request.resolved
         repo_dir = context / "repo"
-        await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
-        git_env = git_environment(self.config.allow_local_repos)
-        clone = ["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)]
-        await run_step(clone, emit, what="git clone", phase="fetching", env=git_env)
-        await run_step(
-            [*("git", "-C", str(repo_dir), "-c", "advice.detachedHead=false"), "checkout", "-q", resolved.resolved_ref],
-            emit,
-            what=f"git checkout {resolved.resolved_ref}",
-            phase="fetching",
-            env=git_env,
-        )
+        await fetch_checkout(resolved, repo_dir, emit, self.config)
         labels = {
             IMAGE_LABEL: request.image,
             BUILD_LABEL: request.build_name,

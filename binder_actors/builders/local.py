@@ -31,12 +31,12 @@ from binder_actors.builders.detect import (
     plan_build,
     script_command,
 )
+from binder_actors.builders.fetch import fetch_checkout
 from binder_actors.builders.stack import TRIMMED_PACKAGES, attach_stack, server_stack, site_packages
 from binder_actors.builders.steps import kill_group, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
 from binder_actors.events import Phase, progress
 from binder_actors.models import BuildRequest
-from binder_actors.providers.git import git_environment
 from binder_actors.registries.local import LocalImage, LocalImageStore
 
 log = logging.getLogger(__name__)
@@ -224,21 +224,7 @@ class LocalBuildExecutor:
         async def run(command: list[str], what: str, **options: object) -> None:
             await self._run(command, emit, lock, what=what, **options)  # type: ignore[arg-type]
 
-        await emit(progress("fetching", f"Fetching {resolved.repo_url} at {resolved.resolved_ref}"))
-        git_env = git_environment(self.config.allow_local_repos)
-        await run(
-            ["git", "clone", "--quiet", "--", resolved.repo_url, str(repo_dir)],
-            "git clone",
-            phase="fetching",
-            env=git_env,
-        )
-        await run(
-            ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", resolved.resolved_ref],
-            f"git checkout {resolved.resolved_ref}",
-            phase="fetching",
-            env=git_env,
-            cwd=repo_dir,
-        )
+        await fetch_checkout(resolved, repo_dir, emit, self.config, groups=lock)
 
         pythons = await asyncio.to_thread(available_pythons)
         plan = plan_build(repo_dir, self.config.python_version, pythons)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,10 +30,13 @@ from binder_actors.config import BinderConfig
 from binder_actors.docker_engine import BUILDING_LABEL
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest
+from binder_actors.providers import resolve_once
 from binder_actors.registries.oci import OCIRegistry, RegistryAuthError
 from tests.docker_stack import build_collecting, build_leftovers, resolved_ref
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel, wait_for
+from tests.integration.test_record_launches import provider_settings
 from tests.registry import RunningRegistry, start_registry, write_htpasswd
+from tests.upstreams import UpstreamServer, zip_bytes
 
 APT_REPO = {
     "apt.txt": "# a small Debian package the base image lacks\njq\n",
@@ -323,3 +327,22 @@ def test_repo2docker_mode_without_repo2docker_fails_saying_what_to_do(engine, gi
     assert "BINDER_DOCKER_USE_REPO2DOCKER is set but jupyter-repo2docker is not installed" in str(error)
     assert "pip install jupyter-repo2docker" in str(error)
     assert not engine.images.list(name=build.image)
+
+
+def test_zenodo_record_builds_into_an_image_holding_its_unpacked_files(engine):
+    upstream = UpstreamServer()
+    release = {"org-repo-v1/requirements.txt": b"tabulate==0.9.0\n", "org-repo-v1/data/values.csv": b"a,b\n1,2\n"}
+    upstream.add_zenodo_record("10.5281/zenodo.500", "501", {"org-repo-v1.zip": zip_bytes(release)}, software=True)
+    config = BinderConfig(builder="docker", **provider_settings(upstream))
+    build = BuildRequest.for_ref(asyncio.run(resolve_once("zenodo", "10.5281/zenodo.500", config)))
+    try:
+        events, error = build_collecting(DockerBuildExecutor(config), build)
+        assert error is None, [e.message for e in events[-5:]]
+        assert any(e.phase == "fetching" and "Unpacking org-repo-v1.zip" in e.message for e in events)
+        code = "import os, tabulate; print(tabulate.__version__, open('data/values.csv').readlines()[1], os.getcwd())"
+        output = engine.containers.run(build.image, ["python", "-c", code], remove=True).decode().split()
+        assert output == ["0.9.0", "1,2", "/home/jovyan"]
+    finally:
+        upstream.stop()
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.images.remove(build.image, force=True)
