@@ -1,0 +1,121 @@
+"""The Helm chart as Helm's own engine renders it (helm-python-sdk binds Helm's Go SDK), and the values
+schema of binder-actors' settings, derived from BinderConfig so that the chart's schema cannot drift from it.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+import helm_python
+import pydantic
+import yaml
+from pydantic import SecretStr
+
+from binder_actors.config import PROJECT_DIR, BinderConfig, ProviderSettings
+from binder_actors.config_groups import GROUPS
+
+CHART = PROJECT_DIR / "cluster" / "helm" / "binder-actors"
+RELEASE = "binder-actors"
+NAMESPACE = "binder"
+# The chart sets BINDER_KUBE_NAMESPACE itself, to the release's namespace.
+CHART_SET = {"kube_namespace"}
+# Credentials that are not SecretStr settings but belong in the Secret with the password they go with.
+CREDENTIALS = {"registry_username"}
+
+
+def render(values: dict[str, Any] | None = None, chart: Path = CHART) -> list[dict[str, Any]]:
+    """Every object the chart renders for `values` (merged over its defaults), in template order."""
+    manifests = helm_python.Chart.load(chart).render(values, name=RELEASE, namespace=NAMESPACE)
+    return [
+        document
+        for _, text in sorted(manifests.items())
+        for document in yaml.safe_load_all(text)
+        if document  # a template whose condition is off renders only comments
+    ]
+
+
+def by_kind_and_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(item["kind"], item["metadata"]["name"]): item for item in objects}
+
+
+def settings() -> dict[str, pydantic.fields.FieldInfo]:
+    """Every setting by the name users write (flat names, providers__<name>), with its field."""
+    fields: dict[str, pydantic.fields.FieldInfo] = {}
+    for name, field in BinderConfig.model_fields.items():
+        if name in GROUPS:
+            model = GROUPS[name]
+            fields.update({flat: model.model_fields[inner] for inner, flat in model.flat_names().items()})
+        elif name == "providers":
+            fields.update({f"providers__{inner}": info for inner, info in ProviderSettings.model_fields.items()})
+        else:
+            fields[name] = field
+    return fields
+
+
+def is_secret(name: str, field: pydantic.fields.FieldInfo) -> bool:
+    return field.annotation is SecretStr or name in CREDENTIALS
+
+
+def value_schema(field: pydantic.fields.FieldInfo) -> dict[str, Any]:
+    """The JSON schema of one setting's value as values.yaml holds it (its bounds and choices kept)."""
+    annotation = field.annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        schema: dict[str, Any] = {"enum": list(typing.get_args(annotation))}
+    elif typing.get_origin(annotation) in (list, dict, types.UnionType):
+        kinds = {list: "array", dict: "object"}
+        members = typing.get_args(annotation) if typing.get_origin(annotation) is types.UnionType else [annotation]
+        found = sorted({kinds[typing.get_origin(member) or member] for member in members})
+        schema = {"type": found[0] if len(found) == 1 else found}
+    elif annotation is Path:
+        schema = {"type": "string"}
+    else:
+        bounded = Annotated[(annotation, *field.metadata)] if field.metadata else annotation
+        schema = pydantic.TypeAdapter(bounded).json_schema()
+    if field.description:
+        schema["description"] = field.description
+    return schema
+
+
+def settings_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The schemas of the chart's `config` (plain settings) and `secret.values` (secret ones)."""
+    plain, secret = {}, {}
+    for name, field in sorted(settings().items()):
+        if name in CHART_SET:
+            continue
+        if is_secret(name, field):
+            secret[name] = {"type": "string", "description": field.description}
+        else:
+            plain[name] = value_schema(field)
+    return plain, secret
+
+
+def values_schema() -> dict[str, Any]:
+    return json.loads((CHART / "values.schema.json").read_text())
+
+
+# The plain manifests (kubectl apply, cluster/README.md) are the chart's default output, template by template.
+MANIFESTS = {
+    PROJECT_DIR / "ray-cluster.yaml": "rayservice.yaml",
+    PROJECT_DIR / "cluster" / "rbac.yaml": "rbac.yaml",
+    PROJECT_DIR / "cluster" / "dind.yaml": "dind.yaml",
+}
+MANIFEST_HEADER = """\
+# Rendered from the chart cluster/helm/binder-actors with its default values, release binder-actors in the
+# namespace binder: `python -m tests.helm_chart` writes it again, and tests/unit/test_helm_chart.py keeps it
+# equal to the chart. For `kubectl apply` without Helm (cluster/README.md).
+"""
+
+
+def render_template(template: str) -> str:
+    """One template's text for the default values."""
+    manifests = helm_python.Chart.load(CHART).render(None, name=RELEASE, namespace=NAMESPACE)
+    return manifests[f"{CHART.name}/templates/{template}"].strip() + "\n"
+
+
+if __name__ == "__main__":
+    for path, template in MANIFESTS.items():
+        path.write_text(MANIFEST_HEADER + render_template(template))
