@@ -41,7 +41,7 @@ REGISTRY_PASSWORD = "registry-" + "password-only-in-the-secret"
 GITHUB_TOKEN = "ghp_" + "OnlyInTheSecret0000000000"
 
 # A production-like release: an OCI registry with credentials, docker-in-docker builds, an Ingress with TLS,
-# quotas, a private GitHub token, a LoadBalancer, an extra egress rule for an in-cluster registry.
+# quotas, a private GitHub token, GCS fault tolerance, a LoadBalancer, an extra egress rule for an in-cluster registry.
 PRODUCTION: dict[str, Any] = {
     "image": {"repository": "registry.example.org/binder/binder-actors", "tag": "1.2.3"},
     "config": {
@@ -75,6 +75,10 @@ PRODUCTION: dict[str, Any] = {
     "buildPushSecret": {"create": True},
     "workers": {"minReplicas": 2, "replicas": 2, "maxReplicas": 30},
     "serve": {"minReplicas": 4, "maxReplicas": 60},
+    "gcsFaultToleranceOptions": {
+        "redisAddress": "redis.binder.svc.cluster.local:6379",
+        "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "binder-redis", "key": "password"}}},
+    },
     "service": {"type": "LoadBalancer", "annotations": {"example.org/lb": "internal"}},
     "ingress": {
         "enabled": True,
@@ -357,3 +361,12 @@ def test_hub_dependency_is_well_formed_and_follows_its_condition(tmp_path: Path)
     hub = json.loads(rendered["ConfigMap", "hub-values"]["data"]["hub"])
     assert "admin:groups" in hub["loadRoles"]["binder-actors"]["scopes"]
     assert "KubeBinderSpawner" in hub["extraConfig"]["binder-actors"]
+
+
+def test_gcs_fault_tolerance_options_reach_the_ray_cluster_only_when_given() -> None:
+    def options(values: dict[str, Any] | None) -> Any:
+        cluster = only(by_kind_and_name(render(values)), "RayService")["spec"]["rayClusterConfig"]
+        return cluster.get("gcsFaultToleranceOptions")
+
+    assert options(None) is None
+    assert options(PRODUCTION) == PRODUCTION["gcsFaultToleranceOptions"]
