@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -370,3 +371,28 @@ def test_gcs_fault_tolerance_options_reach_the_ray_cluster_only_when_given() -> 
 
     assert options(None) is None
     assert options(PRODUCTION) == PRODUCTION["gcsFaultToleranceOptions"]
+
+
+@needs_kuberay
+def test_readmes_values_and_command_line_render_a_valid_release() -> None:
+    """cluster/README.md's my-values.yaml, with the secrets its `helm install` sets, as an operator would."""
+    readme = (CHART.parent.parent / "README.md").read_text()
+    (snippet,) = re.findall(r"```yaml\n(# my-values\.yaml\n.*?)```", readme, re.DOTALL)
+    values = yaml.safe_load(snippet)
+    (command,) = re.findall(r"helm install binder-actors .*?\n(?=\S)", readme, re.DOTALL)
+    settings = re.findall(r"--set (\S+)=(\S+)", command)
+    token_ends = {"secret.values.hub_api_token", "jupyterhub.hub.services.binder-actors.apiToken"}
+    assert token_ends <= {name for name, _ in settings}  # binder-actors and the hub get the same token
+    for name, _ in settings:
+        target = values
+        *parents, leaf = name.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = f"secret-from-the-command-line-{leaf}"
+    objects = by_kind_and_name(render(values))
+    rayservice_schema = jsonschema.Draft7Validator(crd_schema(KUBERAY / "ray.io_rayservices.yaml"))
+    assert errors(rayservice_schema, only(objects, "RayService")) == []
+    for (kind, _), item in objects.items():
+        if kind != "RayService":
+            kubernetes_validate.validate(item, KUBERNETES_VERSION, strict=True)
+    assert ("Ingress", "binder-actors") in objects and ("Secret", "binder-build-docker-config") in objects
