@@ -1,10 +1,13 @@
-"""The Helm chart as Helm's own engine renders it (helm-python-sdk binds Helm's Go SDK), and the values
-schema of binder-actors' settings, derived from BinderConfig so that the chart's schema cannot drift from it.
+"""The Helm chart as Helm's own engine renders it (helm-python-sdk binds Helm's Go SDK), a production-like
+release of it, the env its Ray pods get loaded as BinderConfig, and the values schema of binder-actors' settings,
+derived from BinderConfig so that the chart's schema cannot drift from it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import types
 import typing
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Annotated, Any
 
 import helm_python
 import pydantic
+import pytest
 import yaml
 from pydantic import SecretStr
 
@@ -95,6 +99,103 @@ def settings_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def values_schema() -> dict[str, Any]:
     return json.loads((CHART / "values.schema.json").read_text())
+
+
+# Secret values no other object may carry, in any encoding.
+HUB_TOKEN = "hub-" + "token-only-in-the-secret"
+REGISTRY_PASSWORD = "registry-" + "password-only-in-the-secret"
+GITHUB_TOKEN = "ghp_" + "OnlyInTheSecret0000000000"
+
+# A production-like release: an OCI registry with credentials, docker-in-docker builds, an Ingress with TLS,
+# quotas, a private GitHub token, GCS fault tolerance, a LoadBalancer, an extra egress rule for an in-cluster registry.
+PRODUCTION: dict[str, Any] = {
+    "image": {"repository": "registry.example.org/binder/binder-actors", "tag": "1.2.3"},
+    "config": {
+        "public_url": "https://mybinder.example.org/",
+        "hub_url": "https://hub.mybinder.example.org/",
+        "image_prefix": "registry.example.org/binder/r2d-",
+        "registry": "oci",
+        "registry_url": "https://registry.example.org",
+        "build_docker_socket": "dind",
+        "build_push_secret": "binder-push",
+        "build_node_selector": {"binder.example.org/builds": "true"},
+        "build_tolerations": [{"key": "builds", "operator": "Exists", "effect": "NoSchedule"}],
+        "max_sessions": 300,
+        "per_repo_quota": 20,
+        "per_repo_quota_higher": 100,
+        "high_quota_specs": ["^binder-examples/.*"],
+        "spec_config": [{"pattern": "^ines/spacy-binder.*", "quota": 50}],
+        "banned_specs": ["^evil/.*"],
+        "rate_limit": 60,
+        "cull_max_age": 21600,
+        "image_cache_hit_ttl": 1000000,
+    },
+    "secret": {
+        "values": {
+            "hub_api_token": HUB_TOKEN,
+            "registry_username": "binder-bot",
+            "registry_password": REGISTRY_PASSWORD,
+            "providers__github_access_token": GITHUB_TOKEN,
+        }
+    },
+    "buildPushSecret": {"create": True},
+    "workers": {"minReplicas": 2, "replicas": 2, "maxReplicas": 30},
+    "serve": {"minReplicas": 4, "maxReplicas": 60},
+    "gcsFaultToleranceOptions": {
+        "redisAddress": "redis.binder.svc.cluster.local:6379",
+        "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "binder-redis", "key": "password"}}},
+    },
+    "service": {"type": "LoadBalancer", "annotations": {"example.org/lb": "internal"}},
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "host": "mybinder.example.org",
+        "tlsSecret": "mybinder-tls",
+        "annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"},
+    },
+    "buildNetworkPolicy": {
+        "extraEgress": [{"to": [{"podSelector": {"matchLabels": {"app": "registry"}}}], "ports": [{"port": 5000}]}]
+    },
+}
+
+
+def only(objects: dict[tuple[str, str], dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [item for (item_kind, _), item in objects.items() if item_kind == kind]
+    return found
+
+
+def ray_env(objects: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, str]]:
+    """The env of every Ray container (head and workers), which must all agree."""
+    cluster = only(objects, "RayService")["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    envs = [container["env"] for group in groups for container in group["template"]["spec"]["containers"]]
+    assert all(env == envs[0] for env in envs)
+    return envs[0]
+
+
+def resolved_env(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, str]:
+    """The Ray pods' BINDER_* variables as the kubelet sets them: values, the namespace, the Secret's keys."""
+    environment = {}
+    for variable in ray_env(objects):
+        source = variable.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            data = objects["Secret", ref["name"]]["data"]
+            environment[variable["name"]] = base64.b64decode(data[ref["key"]]).decode()
+        elif "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
+            environment[variable["name"]] = NAMESPACE
+        else:
+            environment[variable["name"]] = variable["value"]
+    return environment
+
+
+def loaded_config(objects: dict[tuple[str, str], dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> BinderConfig:
+    for name in [name for name in os.environ if name.upper().startswith("BINDER_")]:
+        monkeypatch.delenv(name)
+    for name, value in resolved_env(objects).items():
+        monkeypatch.setenv(name, value)
+    return BinderConfig()
 
 
 # The plain manifests (kubectl apply, cluster/README.md) are the chart's default output, template by template.

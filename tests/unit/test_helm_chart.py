@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -22,13 +21,19 @@ from ray.serve.schema import ServeDeploySchema
 
 import serve_app
 from binder_actors.builders.kube_pod import BuildPodSettings, make_build_pod
-from binder_actors.config import BinderConfig
 from tests.helm_chart import (
     CHART,
+    GITHUB_TOKEN,
+    HUB_TOKEN,
     MANIFEST_HEADER,
     MANIFESTS,
     NAMESPACE,
+    PRODUCTION,
+    REGISTRY_PASSWORD,
     by_kind_and_name,
+    loaded_config,
+    only,
+    ray_env,
     render,
     render_template,
     settings_schemas,
@@ -36,62 +41,6 @@ from tests.helm_chart import (
 )
 from tests.unit.test_manifests import KUBERAY, KUBERNETES_VERSION, crd_schema, errors, unknown_keys
 
-# Secret values no other object may carry, in any encoding.
-HUB_TOKEN = "hub-" + "token-only-in-the-secret"
-REGISTRY_PASSWORD = "registry-" + "password-only-in-the-secret"
-GITHUB_TOKEN = "ghp_" + "OnlyInTheSecret0000000000"
-
-# A production-like release: an OCI registry with credentials, docker-in-docker builds, an Ingress with TLS,
-# quotas, a private GitHub token, GCS fault tolerance, a LoadBalancer, an extra egress rule for an in-cluster registry.
-PRODUCTION: dict[str, Any] = {
-    "image": {"repository": "registry.example.org/binder/binder-actors", "tag": "1.2.3"},
-    "config": {
-        "public_url": "https://mybinder.example.org/",
-        "hub_url": "https://hub.mybinder.example.org/",
-        "image_prefix": "registry.example.org/binder/r2d-",
-        "registry": "oci",
-        "registry_url": "https://registry.example.org",
-        "build_docker_socket": "dind",
-        "build_push_secret": "binder-push",
-        "build_node_selector": {"binder.example.org/builds": "true"},
-        "build_tolerations": [{"key": "builds", "operator": "Exists", "effect": "NoSchedule"}],
-        "max_sessions": 300,
-        "per_repo_quota": 20,
-        "per_repo_quota_higher": 100,
-        "high_quota_specs": ["^binder-examples/.*"],
-        "spec_config": [{"pattern": "^ines/spacy-binder.*", "quota": 50}],
-        "banned_specs": ["^evil/.*"],
-        "rate_limit": 60,
-        "cull_max_age": 21600,
-        "image_cache_hit_ttl": 1000000,
-    },
-    "secret": {
-        "values": {
-            "hub_api_token": HUB_TOKEN,
-            "registry_username": "binder-bot",
-            "registry_password": REGISTRY_PASSWORD,
-            "providers__github_access_token": GITHUB_TOKEN,
-        }
-    },
-    "buildPushSecret": {"create": True},
-    "workers": {"minReplicas": 2, "replicas": 2, "maxReplicas": 30},
-    "serve": {"minReplicas": 4, "maxReplicas": 60},
-    "gcsFaultToleranceOptions": {
-        "redisAddress": "redis.binder.svc.cluster.local:6379",
-        "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "binder-redis", "key": "password"}}},
-    },
-    "service": {"type": "LoadBalancer", "annotations": {"example.org/lb": "internal"}},
-    "ingress": {
-        "enabled": True,
-        "className": "nginx",
-        "host": "mybinder.example.org",
-        "tlsSecret": "mybinder-tls",
-        "annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"},
-    },
-    "buildNetworkPolicy": {
-        "extraEgress": [{"to": [{"podSelector": {"matchLabels": {"app": "registry"}}}], "ports": [{"port": 5000}]}]
-    },
-}
 RELEASES = {"default": None, "production": PRODUCTION}
 
 needs_kuberay = pytest.mark.skipif(not KUBERAY.is_dir(), reason="needs the KubeRay CRDs in ../shared/kuberay")
@@ -102,11 +51,6 @@ def release(request: pytest.FixtureRequest) -> tuple[dict[str, Any] | None, dict
     """(values, the rendered objects by kind and name) of each release."""
     values = RELEASES[request.param]
     return values, by_kind_and_name(render(values))
-
-
-def only(objects: dict[tuple[str, str], dict[str, Any]], kind: str) -> dict[str, Any]:
-    (found,) = [item for (item_kind, _), item in objects.items() if item_kind == kind]
-    return found
 
 
 def test_chart_lints_with_only_the_undownloaded_hub_dependency_to_say() -> None:
@@ -183,40 +127,6 @@ def test_head_runs_no_work_and_the_worker_group_autoscales(
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
     (workers,) = cluster["workerGroupSpecs"]
     assert 1 <= workers["minReplicas"] <= workers["replicas"] < workers["maxReplicas"]
-
-
-def ray_env(objects: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, str]]:
-    """The env of every Ray container (head and workers), which must all agree."""
-    cluster = only(objects, "RayService")["spec"]["rayClusterConfig"]
-    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
-    envs = [container["env"] for group in groups for container in group["template"]["spec"]["containers"]]
-    assert all(env == envs[0] for env in envs)
-    return envs[0]
-
-
-def resolved_env(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, str]:
-    """The Ray pods' BINDER_* variables as the kubelet sets them: values, the namespace, the Secret's keys."""
-    environment = {}
-    for variable in ray_env(objects):
-        source = variable.get("valueFrom", {})
-        if "secretKeyRef" in source:
-            ref = source["secretKeyRef"]
-            data = objects["Secret", ref["name"]]["data"]
-            environment[variable["name"]] = base64.b64decode(data[ref["key"]]).decode()
-        elif "fieldRef" in source:
-            assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
-            environment[variable["name"]] = NAMESPACE
-        else:
-            environment[variable["name"]] = variable["value"]
-    return environment
-
-
-def loaded_config(objects: dict[tuple[str, str], dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> BinderConfig:
-    for name in [name for name in os.environ if name.upper().startswith("BINDER_")]:
-        monkeypatch.delenv(name)
-    for name, value in resolved_env(objects).items():
-        monkeypatch.setenv(name, value)
-    return BinderConfig()
 
 
 def test_rendered_env_loads_as_the_configured_binder_config(monkeypatch: pytest.MonkeyPatch) -> None:
