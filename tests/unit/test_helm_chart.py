@@ -21,6 +21,8 @@ from ray.serve.schema import ServeDeploySchema
 
 import serve_app
 from binder_actors.builders.kube_pod import BuildPodSettings, make_build_pod
+from binder_actors.config import BinderConfig
+from serve_app.paths import route_prefix
 from tests.helm_chart import (
     CHART,
     GITHUB_TOKEN,
@@ -117,6 +119,12 @@ def test_rendered_serve_config_imports_the_app_and_is_valid_for_serve(
         serve.get("minReplicas", 2),
         serve.get("maxReplicas", 20),
     )
+
+
+@pytest.mark.parametrize("base_url", ["/", "/binder/", "binder", "/a/b/"])
+def test_serve_route_prefix_is_the_base_url_as_serve_app_serves_it(base_url: str) -> None:
+    (application,) = serve_config(by_kind_and_name(render({"config": {"base_url": base_url}})))["applications"]
+    assert application["route_prefix"] == route_prefix(BinderConfig(base_url=base_url).base_path)
 
 
 def test_head_runs_no_work_and_the_worker_group_autoscales(
