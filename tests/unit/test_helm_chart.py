@@ -21,7 +21,7 @@ from ray.serve.schema import ServeDeploySchema
 
 import serve_app
 from binder_actors.builders.kube_pod import BuildPodSettings, make_build_pod
-from binder_actors.config import BinderConfig
+from binder_actors.config import PROJECT_DIR, BinderConfig
 from serve_app.paths import route_prefix
 from tests.helm_chart import (
     CHART,
@@ -95,7 +95,7 @@ def test_plain_manifests_are_the_charts_default_output() -> None:
 def test_hub_values_in_the_chart_are_cluster_jupyterhub_values() -> None:
     chart_values = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]
     assert chart_values.pop("enabled") is False  # renders need no downloaded z2jh; `helm dependency update` for it
-    assert chart_values == yaml.safe_load((CHART.parent.parent / "jupyterhub" / "values.yaml").read_text())
+    assert chart_values == yaml.safe_load((PROJECT_DIR / "cluster" / "jupyterhub" / "values.yaml").read_text())
 
 
 def serve_config(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
@@ -294,7 +294,7 @@ def test_gcs_fault_tolerance_options_reach_the_ray_cluster_only_when_given() -> 
 @needs_kuberay
 def test_readmes_values_and_command_line_render_a_valid_release() -> None:
     """cluster/README.md's my-values.yaml, with the secrets its `helm install` sets, as an operator would."""
-    readme = (CHART.parent.parent / "README.md").read_text()
+    readme = (PROJECT_DIR / "cluster" / "README.md").read_text()
     (snippet,) = re.findall(r"```yaml\n(# my-values\.yaml\n.*?)```", readme, re.DOTALL)
     values = yaml.safe_load(snippet)
     (command,) = re.findall(r"helm install binder-actors .*?\n(?=\S)", readme, re.DOTALL)
@@ -314,3 +314,17 @@ def test_readmes_values_and_command_line_render_a_valid_release() -> None:
         if kind != "RayService":
             kubernetes_validate.validate(item, KUBERNETES_VERSION, strict=True)
     assert ("Ingress", "binder-actors") in objects and ("Secret", "binder-build-docker-config") in objects
+
+
+def test_readmes_kubectl_secret_has_the_keys_ray_cluster_yaml_reads() -> None:
+    """Without Helm, the Secret made by hand must be the one ray-cluster.yaml's secretKeyRefs name."""
+    readme = (PROJECT_DIR / "cluster" / "README.md").read_text()
+    (command,) = re.findall(
+        r"kubectl -n binder create secret generic (\S+) (--from-literal.*?)\n```", readme, re.DOTALL
+    )
+    name, literals = command
+    rayservice = yaml.safe_load((PROJECT_DIR / "ray-cluster.yaml").read_text())
+    env = ray_env({("RayService", "binder-actors"): rayservice})
+    refs = [var["valueFrom"]["secretKeyRef"] for var in env if "secretKeyRef" in var.get("valueFrom", {})]
+    assert {ref["name"] for ref in refs} == {name}
+    assert {ref["key"] for ref in refs} == set(re.findall(r"--from-literal=(\w+)=", literals))
