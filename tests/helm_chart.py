@@ -217,6 +217,16 @@ def render_template(template: str) -> str:
     return manifests[f"{CHART.name}/templates/{template}"].strip() + "\n"
 
 
+def write_settings_schema() -> None:
+    """values.schema.json with its config and secret.values properties made again from BinderConfig."""
+    schema = values_schema()
+    plain, secret = settings_schemas()
+    schema["properties"]["config"]["properties"] = plain
+    schema["properties"]["secret"]["properties"]["values"]["properties"] = secret
+    (CHART / "values.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+
+
 if __name__ == "__main__":
+    write_settings_schema()  # first: the manifests are rendered under the schema
     for path, template in MANIFESTS.items():
         path.write_text(MANIFEST_HEADER + render_template(template))

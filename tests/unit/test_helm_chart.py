@@ -229,7 +229,7 @@ def test_a_push_secret_cannot_be_made_from_an_existing_secret() -> None:
 def test_values_schema_holds_binder_configs_settings() -> None:
     plain, secret = settings_schemas()
     schema = values_schema()["properties"]
-    assert schema["config"]["properties"] == plain, "regenerate from tests.helm_chart.settings_schemas()"
+    assert schema["config"]["properties"] == plain, "`python -m tests.helm_chart` writes them again"
     assert schema["secret"]["properties"]["values"]["properties"] == secret
 
 
