@@ -249,8 +249,19 @@ class HubClient:
             raise
 
     async def create_user(self, name: str) -> None:
-        """Create `name` as a user of binder-actors' own: a member of MANAGED_GROUP (made if missing)."""
-        await self.request("POST", f"users/{quote(name, safe='')}", body={})
+        """Create `name` as a user of binder-actors' own: a member of MANAGED_GROUP (made if missing).
+
+        Creating and marking are two calls: a caller killed between them leaves an unmarked user
+        without a server under a name only its launch knows (launch user names carry a hash of the
+        launch id), so a user that already exists without any server is taken over and marked. One
+        with a server is a session already: HubError 409.
+        """
+        try:
+            await self.request("POST", f"users/{quote(name, safe='')}", body={})
+        except HubError as error:
+            existing = await self.get_user(name) if error.status_code == 409 else None
+            if existing is None or existing.servers:
+                raise
         try:
             try:
                 await self._join_managed_group(name)
@@ -260,7 +271,7 @@ class HubClient:
                 await self.ensure_managed_group()
                 await self._join_managed_group(name)
         except HubError:
-            await self.delete_user(name)  # made by us a moment ago: never leave it unmarked
+            await self.delete_user(name)  # made by this launch a moment ago: never leave it unmarked
             raise
 
     async def _join_managed_group(self, name: str) -> None:
@@ -321,10 +332,11 @@ class HubClient:
         """The users binder-actors created (members of MANAGED_GROUP), paging through the hub's list."""
         return [user for user in await self.list_users() if user.managed]
 
-    async def remove_user(self, name: str, stop_within: float = STOP_WAIT_SECONDS) -> None:
+    async def remove_user(self, name: str, stop_within: float = STOP_WAIT_SECONDS, *, made_here: bool = False) -> None:
         """Stop every server of `name`, wait until the hub says they stopped, then delete the user.
 
-        NotManaged if binder-actors did not create `name`: such a user is never stopped or deleted.
+        NotManaged if binder-actors did not create `name`: such a user is never stopped or deleted,
+        unless `made_here` (the caller created it for a launch that failed, perhaps before marking it).
 
         The hub refuses to delete a user whose server is still stopping (and a slow spawner answers
         a stop with 202, stopping in the background), so the deletion waits for the hub's word.
@@ -334,7 +346,7 @@ class HubClient:
         user = await self.get_user(name)
         if user is None:
             return
-        if not user.managed:
+        if not (user.managed or made_here):
             raise NotManaged(name)
         for server_name in user.servers:
             await self.stop_server(name, server_name)

@@ -155,6 +155,8 @@ class SessionManager:
                 try:
                     await self.hub.create_user(user)
                 except HubError as error:
+                    if error.status_code != 409:  # not a session already: whatever was made of it goes
+                        await self._discard(user)
                     yield failed(_could_not_start(error), error.status_code)
                     return
                 async for event in self._spawn(user, request):
@@ -272,7 +274,7 @@ class SessionManager:
         trying in the background until it can: a failed launch leaves nothing behind once the hub is back.
         """
         try:
-            await self.hub.remove_user(user)
+            await self.hub.remove_user(user, made_here=True)
         except HubError as error:
             log.warning("could not remove user=%s after a failed launch, retrying in the background: %s", user, error)
             self._to_remove.add(user)
@@ -285,7 +287,7 @@ class SessionManager:
             await asyncio.sleep(delay)
             for user in list(self._to_remove - self._runs.keys()):  # one launched again meanwhile finishes first
                 try:
-                    await self.hub.remove_user(user)
+                    await self.hub.remove_user(user, made_here=True)
                 except HubError:
                     continue
                 self._to_remove.discard(user)
