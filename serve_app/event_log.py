@@ -21,23 +21,14 @@ import httpx
 
 from binder_actors.events import BinderEvent
 from binder_actors.providers import ResolvedRef
+from serve_app.metrics import PROVIDER_NAMES as METRIC_PROVIDER_NAMES
 
 log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).parent / "event_schemas" / "launch.json"
-# BinderHub's provider names, by our prefix; `swh` takes the name BinderHub's schema 5 gave it.
-PROVIDER_NAMES = {
-    "gh": "GitHub",
-    "gist": "Gist",
-    "gl": "GitLab",
-    "git": "Git",
-    "zenodo": "Zenodo",
-    "figshare": "Figshare",
-    "hydroshare": "Hydroshare",
-    "dataverse": "Dataverse",
-    "ckan": "CKAN",
-    "swh": "SWHID",
-}
+# BinderHub's provider names, by our prefix (as its metrics label them); `swh` takes the name
+# BinderHub's launch schema 5 gave Software Heritage.
+PROVIDER_NAMES = {**METRIC_PROVIDER_NAMES, "swh": "SWHID"}
 HTTP_SINK_TIMEOUT = 10.0
 
 

@@ -20,6 +20,21 @@ from serve_app.embedded import free_port
 from tests.helpers import wait_for
 
 PYTHON_VERSION = "3.10"
+# A repository of the channel's packages with a pip section (name: ignored, as repo2docker ignores it).
+CONDA_REPO = {
+    "binder/environment.yml": """\
+name: ignored-by-binder
+channels:
+  - conda-forge
+dependencies:
+  - python=3.10
+  - condalib
+  - conda-hello
+  - pip:
+    - -r requirements-pip.txt
+""",
+    "binder/requirements-pip.txt": "tabulate==0.9.0\n",
+}
 # What a CPython package leaves out: tests, GUI, and the host's own installed packages.
 _STDLIB_SKIPPED = {"test", "site-packages", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__"}
 

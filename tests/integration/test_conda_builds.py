@@ -11,22 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conda_channel import ChannelServer
+from tests.conda_channel import CONDA_REPO, ChannelServer
 from tests.conftest import REQUIREMENTS_REPO
 from tests.helpers import git_spec, make_repo, read_events, run_in_kernel
-
-ENVIRONMENT = """\
-name: ignored-by-binder
-channels:
-  - conda-forge
-dependencies:
-  - python=3.10
-  - condalib
-  - conda-hello
-  - pip:
-    - -r requirements-pip.txt
-"""
-CONDA_REPO = {"binder/environment.yml": ENVIRONMENT, "binder/requirements-pip.txt": "tabulate==0.9.0\n"}
 
 KERNEL_CHECK = """
 from jupyter_client.manager import start_new_kernel

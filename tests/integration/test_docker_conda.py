@@ -18,21 +18,10 @@ from binder_actors.builders.docker import DockerBuildExecutor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest
-from tests.conda_channel import ChannelServer
+from tests.conda_channel import CONDA_REPO, ChannelServer
 from tests.docker_stack import build_collecting, build_leftovers, resolved_ref
 from tests.helpers import GitServer, git_spec, make_repo, read_events, run_in_kernel
 
-CONDA_ENVIRONMENT = """\
-channels:
-  - conda-forge
-dependencies:
-  - python=3.10
-  - condalib
-  - conda-hello
-  - pip:
-    - -r requirements-pip.txt
-"""
-CONDA_REPO = {"binder/environment.yml": CONDA_ENVIRONMENT, "binder/requirements-pip.txt": "tabulate==0.9.0\n"}
 CONDA_CHECK = textwrap.dedent(
     """
     import shutil, subprocess, sys, condalib, tabulate
