@@ -224,7 +224,11 @@ class DockerBuildExecutor:
         await emit(progress("building", f"Building {request.image} from {name}"))
         build = {"dockerfile": name, "buildargs": build_args(), "labels": image_labels(labels)}
         await self._engine_build(client, request, emit, steps, path=str(repo_dir), **build)
-        if not await asyncio.to_thread(has_singleuser, client, request.image, request.build_name):
+        try:
+            runs_a_session = await asyncio.to_thread(has_singleuser, client, request.image, request.build_name)
+        except DockerException as error:
+            raise BuildFailed(f"The Docker Engine failed: {error}") from None
+        if not runs_a_session:
             # Left tagged, the engine registry would launch it and every launch would fail the same way.
             await asyncio.to_thread(self._remove_image, client, request.image)
             raise BuildFailed(missing_singleuser(name))
