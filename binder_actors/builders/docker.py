@@ -35,10 +35,13 @@ from binder_actors.builders.repo2docker import repo2docker_line
 from binder_actors.builders.repo_dockerfile import (
     BuildSteps,
     build_args,
+    finish_steps,
+    forget_journals,
     has_singleuser,
     image_labels,
+    journaled_steps,
     missing_singleuser,
-    remove_step_images,
+    sweep_journals,
 )
 from binder_actors.builders.stack import attach_stack
 from binder_actors.builders.steps import LOG_TAIL_LINES, run_step, within_build_timeout
@@ -143,8 +146,10 @@ class DockerBuildExecutor:
                         container.remove(force=True)
                     found.add(build)
             found.update(self._remove_unfinished_images(client, build=None))
+            found.update(sweep_journals(client, self.config.data_dir))  # repository Dockerfiles' layers
             removed |= found
             if not found or time.monotonic() > deadline:
+                forget_journals(self.config.data_dir)
                 return sorted(removed)
             time.sleep(CLEANUP_SWEEP_PAUSE)
 
@@ -166,7 +171,7 @@ class DockerBuildExecutor:
                 await asyncio.to_thread(self._remove_unfinished_images, client, request.build_name)
                 steps = self._steps.pop(request.build_name, None)
                 if steps is not None:
-                    await asyncio.to_thread(remove_step_images, client, steps)
+                    await asyncio.to_thread(finish_steps, client, steps)
         log.info("build done image=%s build=%s", request.image, request.build_name)
 
     async def _build_in(self, context: Path, client: Any, request: BuildRequest, emit: Emit) -> None:
@@ -217,18 +222,13 @@ class DockerBuildExecutor:
     async def _repository_dockerfile(
         self, client: Any, repo_dir: Path, dockerfile: Path, request: BuildRequest, labels: dict[str, str], emit: Emit
     ) -> None:
-        """As repo2docker's Dockerfile build pack: the repository is the context, NB_USER and NB_UID its
-        build arguments, nothing added to the Dockerfile; the image must be able to run a hub's session."""
+        """As repo2docker's Dockerfile build pack builds it; the image must be able to run a hub's session."""
         name = dockerfile.relative_to(repo_dir).as_posix()
-        steps = self._steps[request.build_name] = BuildSteps(name)
+        steps = self._steps[request.build_name] = journaled_steps(self.config.data_dir, request.build_name, name)
         await emit(progress("building", f"Building {request.image} from {name}"))
         build = {"dockerfile": name, "buildargs": build_args(), "labels": image_labels(labels)}
         await self._engine_build(client, request, emit, steps, path=str(repo_dir), **build)
-        try:
-            runs_a_session = await asyncio.to_thread(has_singleuser, client, request.image, request.build_name)
-        except DockerException as error:
-            raise BuildFailed(f"The Docker Engine failed: {error}") from None
-        if not runs_a_session:
+        if not await asyncio.to_thread(has_singleuser, client, request.image, request.build_name):
             # Left tagged, the engine registry would launch it and every launch would fail the same way.
             await asyncio.to_thread(self._remove_image, client, request.image)
             raise BuildFailed(missing_singleuser(name))

@@ -142,23 +142,36 @@ asyncio.run(DockerBuildExecutor(BinderConfig(builder="docker")).build(request, e
 """
 
 
-def test_a_killed_schedulers_dockerfile_build_is_stopped_by_dockerd(engine, git_server: GitServer):
-    # Its steps carry no label of ours: dockerd itself cancels a build whose client went away, and
-    # removes the step's container (forcerm), which is what stands in for the restart's sweep.
-    sha = git_server.add("dockerfile-interrupted", {"Dockerfile": f"FROM {BASE}\nRUN sleep 600\n"})
+def test_restart_removes_what_an_interrupted_dockerfile_build_left(engine, git_server: GitServer, tmp_path):
+    # Its steps carry no label of ours: dockerd itself cancels a build whose client went away and removes
+    # the running step's container (forcerm); the layers it committed are in the build's journal.
+    dockerfile = f"FROM {BASE}\nRUN echo {tmp_path.name} > /layer\nRUN echo started-sleeping && sleep 600\n"
+    sha = git_server.add("dockerfile-interrupted", {"Dockerfile": dockerfile})
     build = BuildRequest.for_ref(resolved_ref(git_server.url("dockerfile-interrupted"), sha))
     builder = subprocess.Popen(
         [sys.executable, "-c", INTERRUPTED_BUILD, build.model_dump_json()],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "BINDER_DATA_DIR": str(tmp_path)},
     )
+    lines: list[str] = []
     try:
         assert builder.stdout is not None
-        step = next(match[1] for line in builder.stdout if (match := RUNNING_RE.match(line.rstrip("\n"))))
-        assert exists(engine, "containers", step)
+        for line in builder.stdout:
+            lines.append(line.rstrip("\n"))
+            if lines[-1] == "started-sleeping":
+                break
     finally:
         os.killpg(builder.pid, signal.SIGKILL)
         builder.wait()
-    wait_for(lambda: not exists(engine, "containers", step), 60, "dockerd to remove the killed build's step")
+    (layer,) = engine_ids(lines, COMMITTED_RE) - {engine.images.get(BASE).id.removeprefix("sha256:")[:12]}
+    steps = engine_ids(lines, RUNNING_RE)
+    assert len(steps) == 2 and exists(engine, "images", layer), lines
+    wait_for(lambda: not any(exists(engine, "containers", s) for s in steps), 60, "dockerd to remove the step")
+
+    removed = DockerBuildExecutor(BinderConfig(builder="docker", data_dir=tmp_path)).cleanup_incomplete()
+    assert build.build_name in removed
+    assert not exists(engine, "images", layer)
+    assert not any((tmp_path / "docker-builds").iterdir())
     assert not engine.images.list(name=build.image)

@@ -13,6 +13,7 @@ from binder_actors.builders.repo_dockerfile import (
     build_args,
     from_image,
     image_labels,
+    journaled_steps,
     missing_singleuser,
     search_path,
 )
@@ -140,3 +141,11 @@ def test_missing_singleuser_says_the_dockerfile_must_install_jupyterhub():
     message = missing_singleuser("binder/Dockerfile")
     assert "binder/Dockerfile has no jupyterhub-singleuser" in message
     assert "must install jupyterhub" in message
+
+
+def test_committed_layers_are_journaled_once_each_as_they_come(tmp_path):
+    steps = journaled_steps(tmp_path, "build-x", "Dockerfile")
+    assert steps.journal is not None and steps.journal.read_text() == ""
+    for line in ENGINE_LINES + [" ---> cb8e899ed545"]:  # a layer named twice is written once
+        steps.read(line)
+    assert steps.journal.read_text().split() == ["7c1f06d549a1", "cb8e899ed545", "0ab1c2d3e4f5"]
