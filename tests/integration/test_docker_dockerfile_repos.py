@@ -36,8 +36,8 @@ ENV USER=${{NB_USER}} HOME=/home/${{NB_USER}}
 RUN useradd --create-home --uid ${{NB_UID}} ${{NB_USER}}
 RUN python3 -m venv /opt/notebook && uv pip install --python /opt/notebook/bin/python {shlex.join(server_stack())}
 ENV PATH=/opt/notebook/bin:$PATH
-COPY --chown=${{NB_UID}} . ${{HOME}}
-RUN echo "$NB_USER $NB_UID" > /opt/build-args.txt
+COPY . ${{HOME}}
+RUN chown -R ${{NB_UID}} ${{HOME}} && echo "$NB_USER $NB_UID" > /opt/build-args.txt
 USER ${{NB_USER}}
 WORKDIR ${{HOME}}
 CMD ["sleep", "infinity"]
