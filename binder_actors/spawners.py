@@ -253,6 +253,12 @@ def _docker_binder_spawner() -> type:
             # starts the image it built: the image comes from `user_options`, not a list.
             return "*"
 
+        @default("cmd")
+        def _singleuser(self) -> list[str]:
+            # As BinderHub's hub: whatever the image's CMD (a repository's Dockerfile may start a
+            # notebook server of its own), the session is jupyterhub-singleuser, run by its ENTRYPOINT.
+            return ["jupyterhub-singleuser"]
+
         @default("remove")
         def _remove_stopped(self) -> bool:
             return True  # a stopped (culled) session leaves no container behind

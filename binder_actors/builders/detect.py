@@ -58,7 +58,7 @@ LOCAL_BUILDER = BuilderAbilities("the local builder", conda=True)
 REPO2DOCKER = BuilderAbilities("repo2docker", frozenset(CONTAINER_FILES), conda=True)
 DOCKER_BUILDER = BuilderAbilities(
     "the docker builder",
-    frozenset({"apt.txt"}),
+    frozenset({"apt.txt", "Dockerfile"}),
     "set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes for this repository",
     conda=True,
 )
@@ -371,6 +371,9 @@ def plan_build(
     """
     config_dir = find_config_dir(repo_dir)
     at_root = config_dir == repo_dir
+    if "Dockerfile" in builder.honours and (config_dir / "Dockerfile").is_file():
+        # repo2docker's Dockerfile build pack: the Dockerfile alone makes the image, no other file is read.
+        return BuildPlan(config_dir=config_dir, python_version=default_python, kind="dockerfile")
     _refuse_container_files(config_dir, repo_dir, builder)
     python = runtime_python(config_dir)
     installs: list[InstallStep] = []

@@ -2,8 +2,9 @@
 
 The Dockerfile (`dockerfile.make_dockerfile`) comes from the same detection as the local builder's plan,
 with apt.txt honoured, on BINDER_DOCKER_BASE_IMAGE (an environment.yml's conda packages solved and installed
-on the host, as the local builder does, and copied in); or repo2docker builds the image when configured to.
-Build steps carry the label binder-actors.building=<build>, so a restarted scheduler finds their leftovers.
+on the host, as the local builder does, and copied in); a repository's own Dockerfile is built as it is
+(`repo_dockerfile`); or repo2docker builds the image when configured to. Our Dockerfile's build steps carry
+the label binder-actors.building=<build>, so a restarted scheduler finds their leftovers.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ from binder_actors.builders.dockerfile import CONDA_CONTEXT, CONDA_PREFIX, VENV,
 from binder_actors.builders.fetch import fetch_checkout
 from binder_actors.builders.plan_report import docker_plan
 from binder_actors.builders.repo2docker import repo2docker_line
+from binder_actors.builders.repo_dockerfile import (
+    BuildSteps,
+    build_args,
+    finish_steps,
+    forget_journals,
+    has_singleuser,
+    image_labels,
+    journaled_steps,
+    missing_singleuser,
+    sweep_journals,
+)
 from binder_actors.builders.stack import attach_stack
 from binder_actors.builders.steps import LOG_TAIL_LINES, run_step, within_build_timeout
 from binder_actors.config import BinderConfig
@@ -104,6 +116,8 @@ class DockerBuildExecutor:
         self.config = config
         self._client_factory = client_factory
         self._client: Any = None
+        # What each running build's output said of its steps: a repository's Dockerfile labels none of them.
+        self._steps: dict[str, BuildSteps] = {}
 
     @property
     def client(self) -> Any:
@@ -132,8 +146,10 @@ class DockerBuildExecutor:
                         container.remove(force=True)
                     found.add(build)
             found.update(self._remove_unfinished_images(client, build=None))
+            found.update(sweep_journals(client, self.config.data_dir))  # repository Dockerfiles' layers
             removed |= found
             if not found or time.monotonic() > deadline:
+                forget_journals(self.config.data_dir)
                 return sorted(removed)
             time.sleep(CLEANUP_SWEEP_PAUSE)
 
@@ -153,6 +169,9 @@ class DockerBuildExecutor:
                 raise
             finally:
                 await asyncio.to_thread(self._remove_unfinished_images, client, request.build_name)
+                steps = self._steps.pop(request.build_name, None)
+                if steps is not None:
+                    await asyncio.to_thread(finish_steps, client, steps)
         log.info("build done image=%s build=%s", request.image, request.build_name)
 
     async def _build_in(self, context: Path, client: Any, request: BuildRequest, emit: Emit) -> None:
@@ -183,6 +202,9 @@ class DockerBuildExecutor:
     ) -> None:
         base = self.config.docker.base_image
         plan = docker_plan(repo_dir, self.config)  # what `binder-actors plan` says, from the same call
+        if plan.kind == "dockerfile":
+            await self._repository_dockerfile(client, repo_dir, plan.config_dir / "Dockerfile", request, labels, emit)
+            return
         try:
             await asyncio.to_thread(client.images.get, base)
         except ImageNotFound:
@@ -193,19 +215,32 @@ class DockerBuildExecutor:
             make_dockerfile(plan, repo_dir, base_image=base, build_name=request.build_name)
         )
         await emit(progress("building", f"Building {request.image} on {base}"))
+        # The classic builder's API: its step containers carry the Dockerfile's labels, which is how
+        # a timeout or a restart finds them (BuildKit's would not be visible at all).
+        await self._engine_build(client, request, emit, BuildSteps("Dockerfile"), path=str(context), labels=labels)
+
+    async def _repository_dockerfile(
+        self, client: Any, repo_dir: Path, dockerfile: Path, request: BuildRequest, labels: dict[str, str], emit: Emit
+    ) -> None:
+        """As repo2docker's Dockerfile build pack builds it; the image must be able to run a hub's session."""
+        name = dockerfile.relative_to(repo_dir).as_posix()
+        steps = self._steps[request.build_name] = journaled_steps(self.config.data_dir, request.build_name, name)
+        await emit(progress("building", f"Building {request.image} from {name}"))
+        build = {"dockerfile": name, "buildargs": build_args(), "labels": image_labels(labels)}
+        await self._engine_build(client, request, emit, steps, path=str(repo_dir), **build)
+        if not await asyncio.to_thread(has_singleuser, client, request.image, request.build_name):
+            # Left tagged, the engine registry would launch it and every launch would fail the same way.
+            await asyncio.to_thread(self._remove_image, client, request.image)
+            raise BuildFailed(missing_singleuser(name))
+
+    async def _engine_build(
+        self, client: Any, request: BuildRequest, emit: Emit, steps: BuildSteps, **build: Any
+    ) -> None:
+        """One classic-builder build tagged `request.image`, its output streamed as events; BuildFailed with
+        its tail if the engine reports an error or tags nothing."""
 
         def chunks() -> Iterator[dict[str, Any]]:
-            # The classic builder's API: its step containers carry the Dockerfile's labels, which
-            # is how a timeout or a restart finds them (BuildKit's would not be visible at all).
-            stream = client.api.build(
-                path=str(context),
-                tag=request.image,
-                labels=labels,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-            )
+            stream = client.api.build(tag=request.image, rm=True, forcerm=True, pull=False, decode=True, **build)
             try:
                 yield from stream
             finally:
@@ -219,8 +254,9 @@ class DockerBuildExecutor:
         async with contextlib.aclosing(_in_thread(chunks, stop)) as stream:
             async for chunk in stream:
                 if "error" in chunk:
-                    raise BuildFailed(f"docker build failed: {str(chunk['error']).strip()}", list(tail))
+                    raise BuildFailed(steps.failure(str(chunk["error"])), list(tail))
                 for line in _ANSI_RE.sub("", str(chunk.get("stream", ""))).splitlines():
+                    steps.read(line)
                     if line.strip():
                         tail.append(line)
                         await emit(progress("building", line))
@@ -295,13 +331,15 @@ class DockerBuildExecutor:
         with contextlib.suppress(DockerException):
             client.api.remove_image(image, noprune=True)
 
-    @staticmethod
-    def _kill_build_steps(client: Any, build_name: str) -> None:
-        """Stop a build from the engine's side: its running step fails and the build ends."""
+    def _kill_build_steps(self, client: Any, build_name: str) -> None:
+        """Stop a build from the engine's side: its running step fails and the build ends. Its steps are
+        found by label (our Dockerfile's) or as its output named them (a repository's Dockerfile)."""
+        steps = self._steps.get(build_name)
         with contextlib.suppress(DockerException):
-            for container in client.containers.list(all=True, filters={"label": f"{BUILDING_LABEL}={build_name}"}):
+            labelled = client.containers.list(all=True, filters={"label": f"{BUILDING_LABEL}={build_name}"})
+            for container in [c.id for c in labelled] + sorted(steps.containers if steps else ()):
                 with contextlib.suppress(NotFound, APIError):
-                    container.remove(force=True)
+                    client.api.remove_container(container, force=True)
 
     @staticmethod
     def _remove_unfinished_images(client: Any, build: str | None) -> list[str]:

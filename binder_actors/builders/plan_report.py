@@ -121,10 +121,13 @@ def base_python_refusal(python: str, docker: DockerSettings) -> str | None:
 
 
 def docker_plan(repo_dir: Path, config: BinderConfig) -> BuildPlan:
-    """The docker builder's plan: on the base image's Python, or a conda environment's own Python (any
-    the server stack runs on, BINDER_PYTHON_VERSION when the file pins none). UnsupportedRepository if refused."""
+    """The docker builder's plan: the repository's own Dockerfile, else on the base image's Python, or a conda
+    environment's own Python (any the server stack runs on, BINDER_PYTHON_VERSION when the file pins none).
+    UnsupportedRepository if refused."""
     docker = config.docker
     plan = plan_build(repo_dir, docker.base_python, (docker.base_python,), DOCKER_BUILDER)
+    if plan.kind == "dockerfile":
+        return plan  # its FROM image brings its own Python, or none
     if plan.conda is not None:
         plan = plan_build(repo_dir, config.python_version, KNOWN_PYTHONS, DOCKER_BUILDER)
         if plan.python_version not in KNOWN_PYTHONS:

@@ -38,7 +38,7 @@ async def ignore(event: BinderEvent) -> None:
     [
         ({"requirements.txt": "tabulate\n", "apt.txt": "jq\n"}, "local"),
         ({"Dockerfile": "FROM busybox\n"}, "local"),
-        ({"Dockerfile": "FROM busybox\n"}, "docker"),
+        ({"default.nix": "{}\n"}, "docker"),
         ({"install.R": 'install.packages("x")\n'}, "docker"),
         ({"runtime.txt": "r-4.3-2023-06-01\n"}, "local"),
         ({"runtime.txt": "python-3.99\n"}, "local"),  # a Python this machine does not have

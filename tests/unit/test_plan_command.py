@@ -104,7 +104,8 @@ def test_kind_and_python_are_repo2dockers_whatever_the_backend_can_build(
         ({**PIP, "apt.txt": "jq\n"}, "local", "apt.txt asks for Debian packages, which the local builder cannot"),
         ({**PIP, "apt.txt": "jq\n"}, "docker", None),
         (DOCKERFILE, "local", "Dockerfile asks for a Dockerfile, which the local builder cannot"),
-        (DOCKERFILE, "docker", "Dockerfile asks for a Dockerfile, which the docker builder cannot"),
+        (DOCKERFILE, "docker", None),  # built as repo2docker's Dockerfile build pack builds it
+        ({"binder/Dockerfile": "FROM x\n", "binder/install.R": ""}, "docker", None),  # the Dockerfile alone
         (R, "docker", "install.R asks for R packages, which the docker builder cannot"),
         (JULIA, "local", "Project.toml asks for Julia packages"),
         (NIX, "docker", "default.nix asks for nix"),
