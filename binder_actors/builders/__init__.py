@@ -17,6 +17,10 @@ def timeout_message(timeout: int) -> str:
     return f"The build took longer than BINDER_BUILD_TIMEOUT={timeout}s and was stopped."
 
 
+class UnsupportedRepository(Exception):
+    """The repository asks for something this builder cannot do; the message says what and why."""
+
+
 class BuildFailed(Exception):
     """A build that ended without an image; the message is for the user, the tail is its log."""
 

@@ -6,25 +6,23 @@ plan` shows it; what a builder cannot honour is refused here, naming the file an
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from binder_actors.builders import UnsupportedRepository
+from binder_actors.builders.pipfile import pipfile_plan
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
-
-
-class UnsupportedRepository(Exception):
-    """The repository asks for something this builder cannot do; the message says what and why."""
 
 
 # Pythons repo2docker can give a repository, newest last.
@@ -249,55 +247,6 @@ def _read_environment(
     return _EnvironmentFile(python, tuple(pip_requirements), tuple(conda_specs), tuple(python_specs), channels)
 
 
-def _pipfile_lock_requirements(lock: dict[str, Any]) -> list[str]:
-    """Requirement arguments for every locked package, the dev packages included."""
-    args: list[str] = []
-    for section in ("default", "develop"):
-        for name, entry in (lock.get(section) or {}).items():
-            args.extend(_pipfile_entry(name, entry))
-    return args
-
-
-def _pipfile_entry(name: str, entry: Any) -> list[str]:
-    """Requirement arguments of one Pipfile or Pipfile.lock entry."""
-    if isinstance(entry, str):
-        return [name if entry.strip() in ("*", "") else f"{name}{entry.strip()}"]
-    extras = f"[{','.join(entry['extras'])}]" if entry.get("extras") else ""
-    if "path" in entry:
-        return ["-e", entry["path"]] if entry.get("editable") else [entry["path"]]
-    if "git" in entry:
-        ref = f"@{entry['ref']}" if entry.get("ref") else ""
-        requirement = f"{name}{extras} @ git+{entry['git']}{ref}"
-    elif "file" in entry:
-        requirement = f"{name}{extras} @ {entry['file']}"
-    else:
-        version = entry.get("version", "*")
-        requirement = f"{name}{extras}" + ("" if version == "*" else version)
-    markers = entry.get("markers")
-    return [f"{requirement}; {markers}" if markers else requirement]
-
-
-def _pipfile_plan(config_dir: Path, repo_dir: Path) -> tuple[str | None, list[str], str]:
-    lock_path, pipfile_path = config_dir / "Pipfile.lock", config_dir / "Pipfile"
-    if lock_path.is_file():
-        try:
-            lock = json.loads(lock_path.read_text())
-        except json.JSONDecodeError as error:
-            raise UnsupportedRepository(f"{lock_path.relative_to(repo_dir)} is not valid JSON: {error}") from None
-        python = ((lock.get("_meta") or {}).get("requires") or {}).get("python_version")
-        return python, _pipfile_lock_requirements(lock), lock_path.name
-    try:
-        pipfile = tomllib.loads(pipfile_path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UnsupportedRepository(f"{pipfile_path.relative_to(repo_dir)} is not valid TOML: {error}") from None
-    args: list[str] = []
-    for section in ("packages", "dev-packages"):
-        for name, entry in (pipfile.get(section) or {}).items():
-            args.extend(_pipfile_entry(name, entry))
-    python = (pipfile.get("requires") or {}).get("python_version")
-    return python, args, pipfile_path.name
-
-
 def apt_packages(config_dir: Path) -> tuple[str, ...]:
     """apt.txt's packages as repo2docker reads it: one a line, `#` comments and blank lines skipped."""
     apt = config_dir / "apt.txt"
@@ -396,7 +345,7 @@ def plan_build(
                 InstallStep("installing the pip section of environment.yml", read.pip_requirements, config_dir)
             )
     elif (config_dir / "Pipfile").is_file() or (config_dir / "Pipfile.lock").is_file():
-        pipfile_python, args, source = _pipfile_plan(config_dir, repo_dir)
+        pipfile_python, args, source = pipfile_plan(config_dir, repo_dir)
         python = python or pipfile_python
         if args:
             # As pipenv reads them: paths are relative to the Pipfile's folder.
