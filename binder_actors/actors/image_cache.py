@@ -72,6 +72,13 @@ class ImageCache:
             self.misses += 1
         return found
 
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
+    async def forget(self, images: list[str]) -> None:
+        """Images the store's budget removed: the next lookup asks the registry (and finds them missing)."""
+        for image in images:
+            self._found.pop(image, None)
+            self._missing.pop(image, None)
+
     async def images(self) -> list[str]:
         """Every complete image in the registry."""
         return await self.registry.images()
