@@ -18,9 +18,11 @@ from binder_actors.registries import StoredImage
 
 
 class DockerEngineRegistry:
-    def __init__(self, client_factory: Callable[[], Any] = engine_client) -> None:
+    def __init__(self, client_factory: Callable[[], Any] = engine_client, image_prefix: str = "") -> None:
         self._client_factory = client_factory
         self._client: Any = None
+        # The budget's store: this deployment's images (BINDER_IMAGE_PREFIX), not another's in the same engine.
+        self.image_prefix = image_prefix
 
     def _engine(self) -> Any:
         # Made on first use: ImageCache starts, and answers with the reason, while dockerd is down.
@@ -48,12 +50,13 @@ class DockerEngineRegistry:
         return await asyncio.to_thread(self._images)
 
     def stored_images(self) -> list[StoredImage]:
-        """Every image the docker builder made, with the bytes of its own layers (the engine's disk usage report)."""
+        """Every image the docker builder made under this deployment's prefix, with the bytes of its own
+        layers (from the engine's disk usage report)."""
         usage = self._engine().api.df().get("Images") or []
         found = []
         for entry in usage:
             image = (entry.get("Labels") or {}).get(IMAGE_LABEL)
-            if image and image in (entry.get("RepoTags") or []):
+            if image and image.startswith(self.image_prefix) and image in (entry.get("RepoTags") or []):
                 own = max(0, int(entry.get("Size") or 0) - max(0, int(entry.get("SharedSize") or 0)))
                 found.append(StoredImage(image, own, float(entry.get("Created") or 0)))
         return sorted(found, key=lambda stored: stored.image)
