@@ -116,21 +116,33 @@ async def prune(
     *,
     dry_run: bool = False,
 ) -> PruneReport:
-    """Bring the store within `budget` with room for one more image of the usual size; say what went."""
+    """Bring the store within `budget` with room for one more image of the usual size; say what went.
+
+    An image the store refuses to remove (the engine still has a container of it) is kept, and the
+    choice is made again without it, so the next least recently launched goes in its place.
+    """
     images = await asyncio.to_thread(store.stored_images)
-    await asyncio.to_thread(records.keep_only, [stored.image for stored in images])
-    chosen = choose_removals(images, await asyncio.to_thread(records.read), in_use, budget, expected_size(images))
-    removed: list[StoredImage] = []
-    for stored in chosen:
-        if not dry_run:
-            try:
-                await asyncio.to_thread(store.remove_image, stored.image)
-            except Exception as error:  # e.g. a container of it the engine still holds: keep it, try the next
-                log.warning("could not remove image=%s error=%s", stored.image, error)
-                continue
-            await asyncio.to_thread(records.forget, stored.image)
-            log.info("removed image=%s bytes=%d to keep the store within its budget", stored.image, stored.size)
-        removed.append(stored)
+    if not dry_run:
+        await asyncio.to_thread(records.keep_only, [stored.image for stored in images])
+    launched = await asyncio.to_thread(records.read)
+    room_for = expected_size(images)
+    remaining, refused, removed = list(images), set(in_use), []
+    while chosen := choose_removals(remaining, launched, refused, budget, room_for):
+        refusals = len(refused)
+        for stored in chosen:
+            if not dry_run:
+                try:
+                    await asyncio.to_thread(store.remove_image, stored.image)
+                except Exception as error:  # the store's refusal, said in a log line: the choice is made again
+                    log.warning("could not remove image=%s error=%s", stored.image, error)
+                    refused.add(stored.image)
+                    continue
+                await asyncio.to_thread(records.forget, stored.image)
+                log.info("removed image=%s bytes=%d to keep the store within its budget", stored.image, stored.size)
+            removed.append(stored)
+            remaining.remove(stored)
+        if len(refused) == refusals:  # every chosen image went (or, in a dry run, would): the store fits
+            break
     total = sum(stored.size for stored in images)
     freed = sum(stored.size for stored in removed)
     return PruneReport(
