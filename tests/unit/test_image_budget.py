@@ -209,3 +209,37 @@ def test_prune_on_a_local_store_dry_run_removes_nothing_then_removes_the_oldest_
     assert done.store_bytes == sizes["a:1"] + sizes["c:1"]
     assert store.list_images() == ["a:1", "c:1"]
     assert set(records.read()) == {"a:1", "c:1"}  # the removed image's record and the stray one are gone
+
+
+class EngineLikeStore:
+    """A PrunableStore in memory that, like dockerd, refuses to remove an image a container still holds."""
+
+    def __init__(self, images: list[StoredImage], held: set[str]) -> None:
+        self.images = {stored.image: stored for stored in images}
+        self.held = held
+
+    def stored_images(self) -> list[StoredImage]:
+        return list(self.images.values())
+
+    def remove_image(self, image: str) -> None:
+        if image in self.held:
+            raise RuntimeError(f"conflict: unable to remove {image}: a container uses it")
+        del self.images[image]
+
+
+@pytest.mark.parametrize(
+    ("held", "removed"),
+    [
+        (set(), ["a", "b", "c"]),
+        ({"a"}, ["b", "c", "d"]),  # a refused: the choice is made again, d goes in its place
+        ({"a", "b", "c", "d"}, []),  # every removal refused: nothing goes, and the pass ends
+    ],
+)
+def test_prune_chooses_again_when_the_store_refuses_a_removal(
+    tmp_path: Path, held: set[str], removed: list[str]
+) -> None:
+    store = EngineLikeStore(IMAGES, held)
+    report = asyncio.run(prune(store, LaunchRecords(tmp_path), set(), 250 * MB))  # 400 + 100 room: 250 over
+    assert report.removed == removed
+    assert report.freed_bytes == 100 * MB * len(removed)
+    assert sorted(store.images) == sorted({"a", "b", "c", "d"} - set(removed))
