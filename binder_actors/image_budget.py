@@ -161,7 +161,8 @@ def describe(report: PruneReport) -> str:
         return "No budget is set (BINDER_IMAGE_STORE_MAX_GB is 0): nothing removed.\n"
     verb = "would remove" if report.dry_run else "removed"
     lines = [
-        f"{verb} {len(report.removed)} image(s), {_size(report.freed_bytes)}; the store now holds "
+        f"{verb} {len(report.removed)} image(s), {_size(report.freed_bytes)}; the store "
+        f"{'would then hold' if report.dry_run else 'now holds'} "
         f"{_size(report.store_bytes)} of a {_size(report.budget_bytes)} budget"
         + (f" ({len(report.in_use)} image(s) in use kept)" if report.in_use else ""),
         *(f"  {image}" for image in report.removed),

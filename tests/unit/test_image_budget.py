@@ -167,7 +167,8 @@ def test_local_store_lists_sizes_and_removes_images(tmp_path: Path) -> None:
             PruneReport(
                 dry_run=True, removed=["a:1", "b:1"], freed_bytes=250 * MB, store_bytes=2 * GB, budget_bytes=3 * GB
             ),
-            "would remove 2 image(s), 250.0 MB; the store now holds 2.000 GB of a 3.000 GB budget\n  a:1\n  b:1\n",
+            "would remove 2 image(s), 250.0 MB; the store would then hold 2.000 GB of a 3.000 GB budget\n"
+            "  a:1\n  b:1\n",
         ),
         (
             PruneReport(removed=[], store_bytes=10 * MB, budget_bytes=GB, in_use=["c:1"]),
