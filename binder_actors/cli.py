@@ -46,7 +46,7 @@ PHASES = ("waiting", "fetching", "building", "launching")
 def _client(args: argparse.Namespace):  # -> BinderClient; imported late: Ray is slow to import
     from binder_actors.client import BinderClient
 
-    return BinderClient.connect(address=args.address)
+    return BinderClient.connect(address=args.address, namespace=BinderConfig().namespace)
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -136,6 +136,14 @@ def _cull(args: argparse.Namespace) -> int:
     else:
         verb = "would cull" if args.dry_run else "culled"
         print(f"checked {report.checked} users; {verb} {len(report.culled)}: {' '.join(report.culled) or '-'}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from binder_actors.image_budget import describe
+
+    report = _client(args).prune(dry_run=args.dry_run)
+    print(report.model_dump_json(indent=2) if args.json else describe(report), end="\n" if args.json else "")
     return 0
 
 
@@ -250,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     cull_cmd = client_command("cull", _cull, "run one culling sweep now")
     cull_cmd.add_argument("--dry-run", action="store_true", help="only say who would be culled")
     cull_cmd.add_argument("--timeout", type=float, help="idle seconds (default BINDER_CULL_TIMEOUT)")
+    prune_cmd = client_command("prune", _prune, "remove the least recently launched images beyond the store's budget")
+    prune_cmd.add_argument("--dry-run", action="store_true", help="only say which images would go")
     client_command("status", _status, "what is running: Ray, the hub, the actors, builds, sessions")
     build_cmd = commands.add_parser("build", help="build a repository (URL or local path); prints the image")
     build_cmd.add_argument("repo", help="git URL or path of a local git repository")

@@ -24,7 +24,7 @@ from binder_actors.events import BinderEvent, failed
 from binder_actors.kernel import run_code
 from binder_actors.launch import launch_events
 from binder_actors.links import parse_binder_url
-from binder_actors.models import CullReport, ResolveRequest, ServiceStatus, Session
+from binder_actors.models import CullReport, PruneReport, ResolveRequest, ServiceStatus, Session
 from binder_actors.providers import ResolvedRef
 
 T = TypeVar("T")
@@ -205,6 +205,10 @@ class BinderClient:
     def cull(self, timeout: float | None = None, dry_run: bool = False) -> CullReport:
         """One culling sweep now; `timeout` overrides BINDER_CULL_TIMEOUT once, `dry_run` only reports."""
         return ray.get(self.handles.activity_monitor.cull_once.remote(timeout=timeout, dry_run=dry_run))
+
+    def prune(self, dry_run: bool = False) -> PruneReport:
+        """Bring the image store within BINDER_IMAGE_STORE_MAX_GB now, as before a build (dry_run: only say what)."""
+        return ray.get(self.handles.build_scheduler.prune.remote(dry_run=dry_run))
 
     def status(self, actor_timeout: float = 10.0) -> ServiceStatus:
         """What is running: Ray, the hub, each actor, the caches, builds, sessions and the culler."""

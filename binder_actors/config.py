@@ -315,6 +315,15 @@ class BinderConfig(BaseSettings):
             self.registry.kind = "docker"
         return self
 
+    @model_validator(mode="after")
+    def _budget_has_a_store(self) -> BinderConfig:
+        if self.registry.store_max_gb and self.registry.kind == "oci":
+            raise ValueError(
+                "BINDER_IMAGE_STORE_MAX_GB bounds the local store and the Docker Engine's images; an OCI registry's "
+                "space is for its own garbage collection: unset it with BINDER_REGISTRY=oci"
+            )
+        return self
+
     def with_settings(self, **settings: Any) -> BinderConfig:
         """A copy with `settings` changed (flat or group names, as BinderConfig(...) takes), checked again."""
         values = fold_flat({name: getattr(self, name) for name in self.model_fields_set})

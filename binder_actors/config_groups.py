@@ -130,6 +130,13 @@ class RegistrySettings(SettingsGroup):
         description="Images ImageCache keeps as found, and as missing, at most (each).",
         json_schema_extra=_flat("image_cache_size"),
     )
+    store_max_gb: float = Field(
+        0.0,
+        ge=0,
+        description="Gigabytes (10^9 bytes) the images of the local store or the Docker Engine may take; before a "
+        "build that would pass it, the images launched least recently that no session runs are removed (0: no budget).",
+        json_schema_extra=_flat("image_store_max_gb"),
+    )
 
     @field_validator("url")
     @classmethod

@@ -100,6 +100,17 @@ class BuildSchedulerStats(BaseModel):
     queued: int
 
 
+class PruneReport(BaseModel):
+    """What one pass of the image store's budget removed (or, with dry_run, would remove)."""
+
+    dry_run: bool = False
+    removed: list[str] = []  # least recently launched first
+    freed_bytes: int = 0
+    store_bytes: int = 0  # what the store's images take after the pass
+    budget_bytes: int = 0  # 0: no budget (BINDER_IMAGE_STORE_MAX_GB unset)
+    in_use: list[str] = []  # images of running sessions, never removed
+
+
 class CullerStatus(BaseModel):
     """ActivityMonitor's sessions culled since it began, and its last sweep."""
 

@@ -3,6 +3,7 @@
 A later request for an image being built joins that build: it gets the backlog, then live events.
 Builds beyond BINDER_MAX_CONCURRENT_BUILDS wait in a FIFO queue and are told their position.
 Builds that outlive a scheduler (Kubernetes build pods) are followed again by the next one.
+Before a build starts, the image store is kept within its budget (image_budget.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from binder_actors.backlog import Backlog
 from binder_actors.builders import BuildFailed, Emit, RecoverableExecutor, make_executor
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
+from binder_actors.image_budget import budget_bytes, launch_records, prune
 from binder_actors.logs import setup_logging
-from binder_actors.models import BuildRequest, BuildSchedulerStats
+from binder_actors.models import BuildRequest, BuildSchedulerStats, PruneReport
+from binder_actors.registries import PrunableStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class BuildScheduler:
         self._slots_changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self.builds_started = 0
+        self._pruning = asyncio.Lock()  # one budget pass at a time: two would pick the same images
         if isinstance(self.executor, RecoverableExecutor):
             for request in await asyncio.to_thread(self.executor.recover):
                 log.info("following a build from before a restart image=%s build=%s", request.image, request.build_name)
@@ -102,6 +106,7 @@ class BuildScheduler:
                 await self._wait_for_slot(request.image, emit)
                 self.builds_started += 1
                 log.info("build start image=%s build=%s", request.image, request.build_name)
+                await self._keep_within_budget()
             try:
                 await self.executor.build(request, emit)
             except BuildFailed:
@@ -133,6 +138,43 @@ class BuildScheduler:
             await image_cache.refresh.remote(image)
         except Exception as error:  # the build stands; a cached miss expires after BINDER_IMAGE_CACHE_MISS_TTL
             log.warning("could not refresh ImageCache image=%s error=%s", image, error)
+
+    async def _keep_within_budget(self) -> None:
+        """Make room for the build about to start; a pass that fails leaves the build to run (and the
+        disk, if it really fills, to fail it cleanly)."""
+        if not budget_bytes(self.config):
+            return
+        try:
+            report = await self.prune()
+        except Exception as error:
+            log.warning("could not keep the image store within its budget error=%s", error)
+            return
+        if report.removed:
+            log.info("image store budget removed=%s freed_bytes=%d", ",".join(report.removed), report.freed_bytes)
+
+    @ray.method(max_task_retries=-1)  # a pass again removes nothing more than the first one left
+    async def prune(self, dry_run: bool = False) -> PruneReport:
+        """Bring the image store within BINDER_IMAGE_STORE_MAX_GB, with room for one more image: the images
+        launched least recently that no session runs go first. ImageCache forgets each removed image."""
+        records = launch_records(self.config)
+        if records is None or not isinstance(self.registry, PrunableStore):
+            return PruneReport(dry_run=dry_run)
+        async with self._pruning:
+            # The sessions are asked for first: without them no image is known to be free to go.
+            session_manager = ray.get_actor("SessionManager", namespace=self.config.namespace)
+            in_use = {session.image for session in await session_manager.list_sessions.remote()}
+            in_use.update(self._runs)  # an image being built again is not the one to remove
+            report = await prune(self.registry, records, in_use, budget_bytes(self.config), dry_run=dry_run)
+            if report.removed and not dry_run:
+                await self._tell_image_cache_removed(report.removed)
+        return report
+
+    async def _tell_image_cache_removed(self, images: list[str]) -> None:
+        try:
+            image_cache = ray.get_actor("ImageCache", namespace=self.config.namespace)
+            await image_cache.forget.remote(images)
+        except Exception as error:  # its hits expire after BINDER_IMAGE_CACHE_HIT_TTL; a launch meanwhile fails
+            log.warning("could not tell ImageCache of removed images=%s error=%s", ",".join(images), error)
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def running(self) -> list[str]:

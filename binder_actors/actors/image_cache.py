@@ -13,10 +13,10 @@ from binder_actors.registries.local import LocalImageStore
 from binder_actors.registries.oci import OCIRegistry
 
 
-def _docker_registry() -> ImageRegistry:
+def _docker_registry(image_prefix: str) -> ImageRegistry:
     from binder_actors.registries.docker import DockerEngineRegistry  # the docker SDK only where it is used
 
-    return DockerEngineRegistry()
+    return DockerEngineRegistry(image_prefix=image_prefix)
 
 
 def make_registry(config: BinderConfig) -> ImageRegistry:
@@ -30,7 +30,7 @@ def make_registry(config: BinderConfig) -> ImageRegistry:
             token_url=config.registry.token_url,
             timeout=config.upstream_timeout,
         ),
-        "docker": lambda: _docker_registry(),
+        "docker": lambda: _docker_registry(config.registry.image_prefix),
     }
     return registries[config.registry.kind]()
 
@@ -71,6 +71,13 @@ class ImageCache:
             self._missing[image] = True
             self.misses += 1
         return found
+
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
+    async def forget(self, images: list[str]) -> None:
+        """Images the store's budget removed: the next lookup asks the registry (and finds them missing)."""
+        for image in images:
+            self._found.pop(image, None)
+            self._missing.pop(image, None)
 
     async def images(self) -> list[str]:
         """Every complete image in the registry."""

@@ -19,6 +19,7 @@ from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import BinderOptions, HubClient, HubError, HubUnavailable, HubUser, SpawnProgress
+from binder_actors.image_budget import launch_records
 from binder_actors.logs import setup_logging
 from binder_actors.models import HubHealth, LaunchRequest, Session
 from binder_actors.names import server_name_for_launch, user_name_for_repo
@@ -64,6 +65,7 @@ class SessionManager:
         self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
         self._remover: asyncio.Task[None] | None = None
         self.launches = 0
+        self._launch_records = launch_records(config)  # when each image was last launched, for the store's budget
         self.reconciled = await self._remove_orphans()
 
     async def _remove_orphans(self) -> list[str]:
@@ -145,6 +147,9 @@ class SessionManager:
         except HubError as error:
             yield failed(_could_not_start(error), error.status_code)
             return
+        if self._launch_records is not None:
+            # Before the spawn, so that a budget pass meanwhile sees the image as just used.
+            await asyncio.to_thread(self._launch_records.record, request.image)
         delivered = False  # the place is taken from here: admission counts it until release()
         try:
             if self._spawn_slots.locked():

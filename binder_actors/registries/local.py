@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
 from binder_actors.names import is_valid_image_name
+from binder_actors.registries import StoredImage
 
 MARKER = "image.json"
 
@@ -86,3 +88,42 @@ class LocalImageStore:
             return (self.path_for(image) / MARKER).is_file()
         except ValueError:
             return False
+
+    def stored_images(self) -> list[StoredImage]:
+        """Every complete image, sized as `du` sizes its folder (the shared stacks and caches are outside it)."""
+        found = []
+        for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            try:
+                marker = folder / MARKER
+                image = json.loads(marker.read_text())["image"]
+                found.append(StoredImage(image, folder_bytes(folder), marker.stat().st_mtime))
+            except (OSError, ValueError, KeyError):  # not an image, or removed meanwhile
+                continue
+        return found
+
+    def remove_image(self, image: str) -> None:
+        """The marker goes first, so the image stops existing at once; a folder left by a crash
+        midway has no marker, which makes it an incomplete build that the next start-up removes."""
+        folder = self.path_for(image)
+        (folder / MARKER).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes that removing `folder` frees: the blocks of what is under it, symlinks not followed, and a
+    hard-linked file once, only when all its links are inside (uv links packages from its cache, which keeps them).
+    """
+    total = 0
+    files: dict[tuple[int, int], tuple[int, int]] = {}  # (device, inode) -> (bytes, links still to see)
+    for directory, subfolders, names in os.walk(folder):
+        for name in [*subfolders, *names]:
+            try:
+                info = os.lstat(os.path.join(directory, name))
+            except OSError:  # removed meanwhile
+                continue
+            if info.st_nlink <= 1 or name in subfolders:  # a folder's links are its subfolders' ".."
+                total += info.st_blocks * 512
+                continue
+            size, unseen = files.get((info.st_dev, info.st_ino), (info.st_blocks * 512, info.st_nlink))
+            files[(info.st_dev, info.st_ino)] = (size, unseen - 1)
+    return total + sum(size for size, unseen in files.values() if unseen <= 0)

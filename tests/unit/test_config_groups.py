@@ -32,6 +32,7 @@ CASES = [
     ("image_prefix", "registry", "image_prefix", "registry.example.org/binder-"),
     ("image_cache_miss_ttl", "registry", "cache_miss_ttl", 0.0),
     ("image_cache_size", "registry", "cache_size", 7),
+    ("image_store_max_gb", "registry", "store_max_gb", 2.5),
     ("docker_network", "docker", "network", "sessions-net"),
     ("docker_cpu_limit", "docker", "cpu_limit", 1.5),
     ("kube_namespace", "kubernetes", "namespace", "builds"),

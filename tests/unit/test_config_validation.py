@@ -69,6 +69,8 @@ def no_binder_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BINDER_PER_REPO_QUOTA", "-1", "BINDER_PER_REPO_QUOTA: Input should be greater than or equal to 0"),
         ("BINDER_REF_CACHE_TTL", "-1", "BINDER_REF_CACHE_TTL: Input should be greater than or equal to 0"),
         ("BINDER_IMAGE_CACHE_MISS_TTL", "-1", "BINDER_IMAGE_CACHE_MISS_TTL: Input should be greater than or equal"),
+        ("BINDER_IMAGE_STORE_MAX_GB", "-1", "BINDER_IMAGE_STORE_MAX_GB: Input should be greater than or equal to 0"),
+        ("BINDER_IMAGE_STORE_MAX_GB", "20GB", "BINDER_IMAGE_STORE_MAX_GB: Input should be a valid number"),
         ("BINDER_SESSION_IDLE_TIMEOUT", "-1", "BINDER_SESSION_IDLE_TIMEOUT: Input should be greater than or equal"),
         ("BINDER_KERNEL_IDLE_TIMEOUT", "-1", "BINDER_KERNEL_IDLE_TIMEOUT: Input should be greater than or equal"),
         ("BINDER_CULL_MAX_AGE", "-1", "BINDER_CULL_MAX_AGE: Input should be greater than or equal to 0"),
@@ -97,6 +99,10 @@ def test_malformed_build_memory_is_refused_at_load(value: str) -> None:
     ("settings", "message"),
     [
         ({"registry": "oci"}, "BINDER_REGISTRY_URL is empty; BINDER_REGISTRY=oci needs one"),
+        (
+            {"registry": "oci", "registry_url": "http://127.0.0.1:5000", "image_store_max_gb": 50},
+            "BINDER_IMAGE_STORE_MAX_GB bounds the local store and the Docker Engine's images",
+        ),
         (
             {"build_memory_request": "2Gi", "build_memory_limit": "1Gi"},
             "BINDER_BUILD_MEMORY_REQUEST 2Gi is more than BINDER_BUILD_MEMORY_LIMIT 1Gi",
