@@ -243,6 +243,7 @@ def test_a_full_data_dir_fails_builds_clearly_and_they_work_again_once_space_is_
 ):
     name = "disk-full"
     git_server.add(name, REQUIREMENTS_REPO)
+    (stack.config.data_dir / "stacks").mkdir(exist_ok=True)  # made by the first build, if this is not the first
     (small_disk / "stacks").symlink_to(stack.config.data_dir / "stacks")  # the shared server stack
     config = stack.config.model_copy(update={"data_dir": small_disk})
     scheduler = ray.remote(BuildScheduler).options(num_cpus=0).remote(config)
