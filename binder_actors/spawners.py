@@ -199,6 +199,36 @@ class LocalSessionSpawner(SimpleLocalProcessSpawner):
             self._remove_session_files()
 
 
+def end_unrecorded_sessions(sessions_dir: Path, db_file: Path) -> list[int]:
+    """At hub start: end the local servers whose spawn the previous hub never recorded (it died mid-spawn).
+
+    Every server process leaves a pid file in `sessions_dir`; the hub's database records the pid of
+    every server it knows (its spawner's state). A live process of a pid file whose pid the database
+    does not hold, and whose environment names a hub user (so it is a server of ours), would run on
+    unknown to anyone: the hub would never poll, stop or cull it. Returns the pids ended.
+    """
+    import json
+    import sqlite3
+
+    if not sessions_dir.is_dir() or not db_file.is_file():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT state FROM spawners WHERE server_id IS NOT NULL").fetchall()
+    recorded = {json.loads(state or "{}").get("pid") for (state,) in rows}
+    ended = []
+    for pid_file in sessions_dir.glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text())
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if pid not in recorded and any(item.startswith(b"JUPYTERHUB_USER=") for item in environ):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            ended.append(pid)
+    return ended
+
+
 class LocalBinderSpawner(BinderSpawnerMixin, LocalSessionSpawner):
     """The embedded default's spawner: the Binder contract, checked once, then a local session."""
 

@@ -61,6 +61,13 @@ def local_sessions(spawner):
     spawner.sessions_dir = str(config.data_dir / "sessions")
 
 
+if config.builder == "local":
+    # Before this hub serves: the servers a killed hub started but never recorded end now.
+    from binder_actors.spawners import end_unrecorded_sessions
+
+    end_unrecorded_sessions(config.data_dir / "sessions", hub_dir / "jupyterhub.sqlite")
+
+
 def docker_sessions(spawner):
     """builder docker: containers on a bridge network of their own. Their servers call the hub's API,
     so it listens on that network's gateway (BINDER_HUB_IP, an address of this host) instead of
