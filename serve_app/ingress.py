@@ -108,7 +108,7 @@ class BinderIngress:
                 if not resumed:  # a resumed launch was counted (and logged) where it began
                     labels = repo_labels(provider, spec, self.config)
                     launch = self.metrics.observed(launch, labels, build_only=build_only)
-                    if not build_only:  # BinderHub logs launches, not image builds
+                    if self.event_log.enabled and not build_only:  # launches, not image builds, are logged
                         launch = self.event_log.observed(
                             launch,
                             resolved,

@@ -16,9 +16,9 @@ from binder_actors.builders.plan_report import describe_checkout
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
 from binder_actors.models import BuildRequest
-from binder_actors.providers.base import ResolvedRef
 from binder_actors.registries.local import LocalImageStore
-from tests.helpers import GitServer, git_spec
+from tests.docker_stack import resolved_ref
+from tests.helpers import GitServer
 
 _names = itertools.count()
 
@@ -56,17 +56,7 @@ def test_a_refused_build_fails_with_the_plans_refusal(tmp_path: Path, git_server
     plan = describe_checkout(git_server.root / name, config)
     assert not plan.builds and plan.refusal
 
-    url = git_server.url(name)
-    resolved = ResolvedRef(
-        provider="git",
-        spec=git_spec(url, sha),
-        repo_url=url,
-        unresolved_ref=sha,
-        resolved_ref=sha,
-        build_slug=url,
-        ref_url=url,
-        persistent_spec=git_spec(url, sha),
-    )
+    resolved = resolved_ref(git_server.url(name), sha)
     with pytest.raises(BuildFailed) as failed:
         asyncio.run(executor_for(config).build(BuildRequest.for_ref(resolved), ignore))
     assert str(failed.value) == plan.refusal
