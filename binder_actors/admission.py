@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from binder_actors.hub import HubUser
+from binder_actors.hub_models import HubUser
 
 LIST_EVERY_SECONDS = 5.0
 RECHECK_AFTER_SECONDS = 1.0

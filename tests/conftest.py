@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig, ProviderSettings
-from binder_actors.hub import HubUser
+from binder_actors.hub_models import HubUser
 from serve_app.embedded import EmbeddedStack, free_port, start_embedded
 from tests.conda_channel import ChannelServer, build_channel, host_python_home
 from tests.helpers import GitServer, start_git_server

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from binder_actors.config import BinderConfig
-from binder_actors.hub import HubClient, HubError, HubServer, HubStillStopping, HubUser
+from binder_actors.hub import HubClient, HubError, HubStillStopping
+from binder_actors.hub_models import HubServer, HubUser
 from binder_actors.logs import setup_logging
 from binder_actors.models import CullerStatus, CullReport
 

@@ -18,7 +18,8 @@ from binder_actors.admission import Admission, Refusal, Step
 from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
-from binder_actors.hub import BinderOptions, HubClient, HubError, HubUnavailable, HubUser, SpawnProgress
+from binder_actors.hub import HubClient, HubError, HubUnavailable
+from binder_actors.hub_models import BinderOptions, HubUser, SpawnProgress
 from binder_actors.image_budget import launch_records
 from binder_actors.logs import setup_logging
 from binder_actors.models import HubHealth, LaunchRequest, Session

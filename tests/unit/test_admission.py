@@ -15,7 +15,7 @@ from binder_actors.admission import (
     refusal_kind,
 )
 from binder_actors.config import BinderConfig, SpecConfig
-from binder_actors.hub import HubUser
+from binder_actors.hub_models import HubUser
 from binder_actors.policy import repo_quota
 
 REPO = "https://github.com/org/repo"
