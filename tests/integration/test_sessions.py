@@ -288,7 +288,7 @@ def test_the_culler_reads_the_users_idle_since_a_moment_and_not_those_active_aft
                         json={"last_activity": seen.isoformat()},
                         headers={"Authorization": f"token {token}"},
                     )
-                assert answer.status_code == 204, answer.text
+                assert answer.status_code in (200, 204), answer.text
             await hub.create_user(never)
             return await hub.idle_since(moment), await hub.list_users(page_size=1, sort="last_activity", until=moment)
         finally:
