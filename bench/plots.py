@@ -1,8 +1,8 @@
 """PNG charts of the recorded benchmark figures, written beside them in bench/results/.
 
 `python -m bench.plots [results.json]` draws from the given file, or the newest bench/results/*.json:
-launch latency by stage, latency at 1 and 20 users, fan-in, and memory. A benchmark missing from
-the file is skipped.
+launch latency by stage, latency at 1 and 20 users, fan-in, memory, and latency against load (scale).
+A benchmark missing from the file is skipped.
 """
 
 from __future__ import annotations
@@ -121,6 +121,26 @@ def plot_memory(memory: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def plot_scale(runs: dict[str, Any], out: Path) -> None:
+    """`bench scale`: launch latency (p50 solid, p95 dashed) against the sessions live, one line per run."""
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for run in runs.values():
+        series = run.get("latency_against_load") or []
+        if not series:
+            continue
+        label = f"{run['mode']}, {run['target_rate_per_min']:g}/min"
+        sessions = [window["sessions_before"] for window in series]
+        (line,) = ax.plot(sessions, [window["p50"] for window in series], marker="o", label=f"{label}, p50")
+        ax.plot(sessions, [window["p95"] for window in series], linestyle="--", color=line.get_color(), label="p95")
+    ax.set_xlabel("sessions live when the launches began")
+    ax.set_ylabel("request to ready, s (servers answer at once: all control plane)")
+    ax.set_title("Launch latency against load (bench scale, loopback servers)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def main(arguments: list[str]) -> int:
     source = Path(arguments[0]) if arguments else max(RESULTS.glob("*.json"))
     record = json.loads(source.read_text())
@@ -128,6 +148,7 @@ def main(arguments: list[str]) -> int:
         "stages": [(plot_stages, "launch_by_stage.png"), (plot_latency, "launch_latency_users.png")],
         "fanin": [(plot_fanin, "fanin.png")],
         "memory": [(plot_memory, "memory.png")],
+        "scale": [(plot_scale, "scale_latency_load.png")],
     }
     for benchmark, drawings in charts.items():
         if benchmark not in record:

@@ -15,6 +15,7 @@ from typing import Literal
 from binder_actors.hub_models import HubUser
 
 LIST_EVERY_SECONDS = 5.0
+LIST_INTERVAL_PER_LIST_SECOND = 10.0  # a list that takes 1 s is asked for at most every 10 s
 RECHECK_AFTER_SECONDS = 1.0
 
 MAINTENANCE_MESSAGE = "This BinderHub is in maintenance: no new sessions. Try again later."
@@ -55,7 +56,9 @@ class Admission:
     """Counts sessions and takes places, so no quota is ever over-admitted.
 
     A session counts from the moment its place is taken until the hub no longer lists its server.
-    The hub's list is asked for at most every LIST_EVERY_SECONDS (a list per launch made 200
+    The hub's list is asked for at most every `list_every` seconds: LIST_EVERY_SECONDS, or
+    LIST_INTERVAL_PER_LIST_SECOND times as long as the last list took, whichever is longer, so
+    listing a large hub never takes more than a tenth of its time (a list per launch made 200
     simultaneous launches wait minutes): sessions delivered since the last list are counted from
     `_since_listed`, and ended ones count until the next list, so a stale count only ever refuses,
     and a refusal is checked against a list made at most RECHECK_AFTER_SECONDS earlier.
@@ -73,6 +76,7 @@ class Admission:
         self.quota_of = quota_of  # (spec, provider) -> sessions one repository may have (0: no limit)
         self.clock = clock
         self._listed_at = self._listed_done = float("-inf")
+        self._list_seconds = 0.0
         self._listed_users: set[str] = set()
         self._listed: dict[str, str] = {}  # user -> repo_url, of the sessions in the last list
         self._since_listed: dict[str, tuple[str, float]] = {}  # user -> (repo_url, when delivered or admitted)
@@ -95,7 +99,7 @@ class Admission:
         """
         if self.max_sessions <= 0:
             return Refusal("maintenance", MAINTENANCE_MESSAGE)
-        if not listed and self.clock() - self._listed_at > LIST_EVERY_SECONDS:
+        if not listed and self.list_due():
             return Step.LIST_FIRST
         if not looked_up and (user in self._listed_users or user in self._since_listed):
             return Step.LOOK_UP
@@ -108,6 +112,20 @@ class Admission:
         self._since_listed[user] = (repo_url, self.clock())
         return Step.ADMITTED
 
+    @property
+    def list_every(self) -> float:
+        """Seconds between two lists of the hub's users (longer when listing takes long)."""
+        return max(LIST_EVERY_SECONDS, LIST_INTERVAL_PER_LIST_SECOND * self._list_seconds)
+
+    def list_due(self) -> bool:
+        """Whether the last list is older than `list_every` (or there was none)."""
+        return self.clock() - self._listed_at > self.list_every
+
+    def counted(self) -> int:
+        """Sessions counted now: the last list, those delivered since, and the launches in progress."""
+        since = {user: repo for user, (repo, _) in self._since_listed.items()}
+        return len({**self._listed, **since, **self._launching})
+
     def list_asked(self) -> float:
         """The time to hand to listed() for a list asked for now."""
         return self.clock()
@@ -117,6 +135,7 @@ class Admission:
         users = list(users)
         self._listed_at = asked
         self._listed_done = self.clock()
+        self._list_seconds = max(0.0, self._listed_done - asked)
         self._listed_users = {user.name for user in users}
         self._listed = {user.name: s.user_options.repo_url for user in users for s in user.servers.values()}
         # Sessions delivered while the list was on its way may be missing from it: keep counting them.

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -29,6 +30,9 @@ _RETRY = RetryPolicy(attempts=RETRIES + 1, first_delay=RETRY_FIRST_DELAY)
 M = TypeVar("M", bound=BaseModel)
 STOP_WAIT_SECONDS = 30.0  # how long remove_user waits for the hub to say a user's servers stopped
 STOP_POLL_SECONDS = 0.2
+# Users a page of the hub's list holds; the hub's api_page_max_limit must be at least this
+# (the embedded hub and cluster/jupyterhub/values.yaml set it), else the hub answers smaller pages.
+LIST_PAGE_SIZE = 1000
 
 
 class HubError(Exception):
@@ -188,20 +192,35 @@ class HubClient:
         except httpx.HTTPError as error:
             raise HubUnavailable(f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__}).") from None
 
-    async def list_users(self, page_size: int = 200) -> list[HubUser]:
-        """Every user, paging through the hub's list."""
+    async def list_users(
+        self, page_size: int = LIST_PAGE_SIZE, *, sort: str = "id", until: datetime | None = None
+    ) -> list[HubUser]:
+        """Every user, paging through the hub's list sorted by `sort` (id, name or last_activity).
+
+        With `until` (sorted by last_activity, oldest first, never-active first), paging stops at
+        the first user active after `until`: only the users that may have been idle since are read.
+        """
         users: list[HubUser] = []
         offset = 0
         while True:
             page = await self.request(
-                "GET", f"users?offset={offset}&limit={page_size}", headers={"Accept": _PAGINATION}
+                "GET", f"users?sort={sort}&offset={offset}&limit={page_size}", headers={"Accept": _PAGINATION}
             )
             items = page["items"] if isinstance(page, dict) else page
-            users.extend(_read(HubUser, item) for item in items)
+            read = [_read(HubUser, item) for item in items]
+            if until is not None:
+                older = [user for user in read if user.last_activity is None or user.last_activity <= until]
+                if len(older) < len(read):
+                    return users + older
+            users.extend(read)
             following = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
             if not following or not items:
                 return users
             offset = int(following["offset"])
+
+    async def idle_since(self, moment: datetime) -> list[HubUser]:
+        """The users without activity after `moment` (a user's activity is at least its servers')."""
+        return await self.list_users(sort="last_activity", until=moment)
 
     async def managed_users(self) -> list[HubUser]:
         """The users binder-actors created (members of MANAGED_GROUP), paging through the hub's list."""

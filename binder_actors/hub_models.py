@@ -93,6 +93,7 @@ class HubUser(_HubModel):
     name: str
     admin: bool = False
     created: datetime | None = None
+    last_activity: datetime | None = None  # the latest of its servers' activity and its own
     groups: list[str] = []
     servers: dict[str, HubServer] = {}
 

@@ -67,7 +67,7 @@ class Session(BaseModel):
 class CullReport(BaseModel):
     """What one culling sweep saw and did."""
 
-    checked: int = 0
+    checked: int = 0  # users read: those without activity for the timeout (all of them with a max age)
     culled: list[str] = []
     errors: int = 0
     finished: datetime | None = None

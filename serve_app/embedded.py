@@ -67,11 +67,12 @@ class EmbeddedHub:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    config_file: Path = EMBEDDED_HUB_CONFIG  # the load harness (bench/scale.py) gives its own, which loads this
 
     def start(self) -> None:
         with open(self.log_path, "ab") as hub_log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(EMBEDDED_HUB_CONFIG)],
+                [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file)],
                 cwd=self.log_path.parent,
                 env=self.env,
                 stdout=hub_log,

@@ -77,11 +77,11 @@ class HealthChecks:
         return answer_check("Registry", await ask(self.handles.image_cache.health.remote()))
 
     async def _quota(self) -> dict[str, Any]:
-        sessions = await ask(self.handles.session_manager.list_sessions.remote())
+        sessions = await ask(self.handles.session_manager.session_count.remote())
         if isinstance(sessions, str):
             return {"service": "Session quota", "ok": False, "error": sessions}
         quota = self.config.quotas.max_sessions
-        return {"service": "Session quota", "ok": len(sessions) <= quota, "sessions": len(sessions), "quota": quota}
+        return {"service": "Session quota", "ok": sessions <= quota, "sessions": sessions, "quota": quota}
 
     async def _actor(self, name: str, handle: ActorHandle) -> dict[str, Any]:
         started = time.monotonic()

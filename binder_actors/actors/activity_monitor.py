@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from binder_actors.config import BinderConfig
 from binder_actors.hub import HubClient, HubError, HubStillStopping
@@ -86,7 +86,10 @@ async def cull_idle(
     nothing is done. The reasons not to cull a user are logged at debug, as jupyterhub-idle-culler does.
     """
     now = now or datetime.now(timezone.utc)
-    users = await hub.list_users()
+    # Only a user without activity for `timeout` can be idle that long: the hub's list sorted by
+    # activity is read up to the first one active since (a sweep reads the idle, not every session).
+    # A max age culls the active too, so it reads them all.
+    users = await hub.list_users() if max_age else await hub.idle_since(now - timedelta(seconds=timeout))
     report = CullReport(checked=len(users))
     doomed: list[tuple[str, str]] = []
     for user in users:

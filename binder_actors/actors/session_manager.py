@@ -305,6 +305,16 @@ class SessionManager:
         return [s for user in await self.hub.managed_users() for s in user.sessions(self.hub.hub_url)]
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
+    async def session_count(self) -> int:
+        """The sessions admission counts (its list of the hub, listed again only when due, and the
+        launches since): /health's figure, which costs no list of the hub's users per call."""
+        async with self._admission_lock:
+            if self.admission.list_due():
+                asked = self.admission.list_asked()
+                self.admission.listed(await self.hub.managed_users(), asked)
+            return self.admission.counted()
+
+    @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stop(self, user: str) -> None:
         """Stop a session's servers and delete its temporary user (HubClient.remove_user)."""
         await self.hub.remove_user(user)

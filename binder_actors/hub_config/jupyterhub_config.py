@@ -5,6 +5,7 @@ import math
 import os
 
 from binder_actors.config import BinderConfig
+from binder_actors.hub import LIST_PAGE_SIZE
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 config = BinderConfig()
@@ -48,8 +49,12 @@ c.JupyterHub.load_roles = [
 # Servers outlive a hub restart (they are found again from the database); binder-actors stops
 # them itself when it shuts down.
 c.JupyterHub.cleanup_servers = False
-# Activity is what the culler reads: report it often.
-c.JupyterHub.last_activity_interval = 60
+# How often the hub reads every route's activity from the proxy (JupyterHub's default, 300 s):
+# the servers report their own activity too, and at thousands of sessions a shorter interval
+# is a sweep over all of them that the hub's one thread makes while launches wait.
+c.JupyterHub.last_activity_interval = 300
+# binder-actors pages through the users LIST_PAGE_SIZE at a time (the hub's default maximum is 200).
+c.JupyterHub.api_page_max_limit = LIST_PAGE_SIZE
 c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYENV_ROOT"]
 c.Spawner.start_timeout = math.ceil(config.launch_timeout)  # the hub counts whole seconds
 c.Spawner.http_timeout = math.ceil(config.launch_timeout)

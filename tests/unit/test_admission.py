@@ -7,6 +7,7 @@ import pytest
 from binder_actors.admission import (
     HUB_FULL_MESSAGE,
     LIST_EVERY_SECONDS,
+    LIST_INTERVAL_PER_LIST_SECOND,
     MAINTENANCE_MESSAGE,
     RECHECK_AFTER_SECONDS,
     Admission,
@@ -145,6 +146,39 @@ def test_the_age_of_the_list_decides_when_to_list_again(age, refused, expected):
     listed(core, clock, [hub_user("running")] if refused else [])
     clock.now += age
     assert core.decide("newcomer", REPO, SPEC) == expected
+
+
+@pytest.mark.parametrize(
+    ("list_took", "age", "expected"),
+    [
+        (0.1, LIST_EVERY_SECONDS + 0.1, Step.LIST_FIRST),  # a quick list: asked for every LIST_EVERY_SECONDS
+        (2.0, LIST_EVERY_SECONDS + 0.1, Step.ADMITTED),  # a 2 s list (a large hub) is not asked for so often
+        (2.0, 2.0 * LIST_INTERVAL_PER_LIST_SECOND - 0.1, Step.ADMITTED),
+        (2.0, 2.0 * LIST_INTERVAL_PER_LIST_SECOND + 0.1, Step.LIST_FIRST),
+    ],
+)
+def test_a_slow_list_is_asked_for_in_proportion_to_its_duration(list_took, age, expected):
+    clock = Clock()
+    core = admission(clock)
+    asked = core.list_asked()
+    clock.now += list_took
+    core.listed([], asked)
+    clock.now = asked + age
+    assert core.decide("newcomer", REPO, SPEC) == expected
+
+
+def test_the_count_is_the_list_the_sessions_delivered_since_and_the_launches_in_progress():
+    clock = Clock()
+    core = admission(clock)
+    assert core.list_due()
+    listed(core, clock, [hub_user("running"), hub_user("no-server", repo_url=None)])
+    assert not core.list_due()
+    assert admit(core, "launching") is Step.ADMITTED
+    assert admit(core, "delivered") is Step.ADMITTED
+    core.release("delivered", delivered=True)
+    assert admit(core, "failed") is Step.ADMITTED
+    core.release("failed", delivered=False)
+    assert core.counted() == 3  # running, launching, delivered; a user without a server is no session
 
 
 def test_a_stale_list_only_ever_refuses_and_a_fresh_one_admits():

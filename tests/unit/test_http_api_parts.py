@@ -229,7 +229,7 @@ def handles(hub: Any, registry: Any, sessions: Any) -> Any:
         ref_resolver=Actor(),
         image_cache=Actor(health=registry),
         build_scheduler=Actor(),
-        session_manager=Actor(health=hub, list_sessions=sessions),
+        session_manager=Actor(health=hub, session_count=len(sessions)),
         activity_monitor=Actor(status=CullerStatus(culled_total=0, last_sweep=CullReport())),
     )
 
