@@ -141,7 +141,10 @@ def docker_hub_environment(config: BinderConfig) -> dict[str, str]:
 def hub_environment(config: BinderConfig, port: int, token: str) -> dict[str, str]:
     """What the embedded hub's config reads: BinderConfig's own variables, and the BINDER_HUB_* ones it
     cannot know (the ports picked now, the proxy's path, the service's token)."""
+    # A secret config_environment leaves out: the embedded hub's authenticator checks it (authenticated mode).
+    password = config.auth.shared_password.get_secret_value()
     return {
+        **({"BINDER_AUTH_SHARED_PASSWORD": password} if password else {}),
         **config_environment(config),
         "BINDER_HUB_PORT": str(port),
         "BINDER_HUB_API_PORT": str(free_port()),
