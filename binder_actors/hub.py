@@ -163,6 +163,17 @@ class HubError(Exception):
         super().__init__(message)
         self.status_code = status_code
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses Ray (an actor's error reaches its caller) whatever its subclass's __init__ takes.
+        return _rebuilt_hub_error, (type(self), str(self), self.status_code)
+
+
+def _rebuilt_hub_error(kind: type[HubError], message: str, status_code: int) -> HubError:
+    error = Exception.__new__(kind)
+    Exception.__init__(error, message)
+    error.status_code = status_code
+    return error
+
 
 class HubUnavailable(HubError):
     """The hub could not be reached at all."""
