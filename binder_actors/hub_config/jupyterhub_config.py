@@ -21,6 +21,7 @@ c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
 
 c.JupyterHub.allow_named_servers = True  # used when BINDER_NAMED_SERVERS is set, and in authenticated mode
 # The token arrives as BINDER_HUB_API_TOKEN (BinderConfig's hub_api_token) and is never written here.
+user_roles = []
 binder_service = {"name": "binder", "api_token": config.hub_api_token.get_secret_value()}
 auth = config.auth
 if auth.enabled:
@@ -36,12 +37,15 @@ if auth.enabled:
         oauth_redirect_uri=config.launch_host + "oauth_callback",
         oauth_no_confirm=True,
     )
+    # Every user may log in to binder-actors (the hub's authorize asks for access to the service), as BinderHub's.
+    user_roles = [{"name": "user", "scopes": ["self", "access:services!service=binder"]}]
 else:
     # Temporary users only: nobody logs in, so no password authenticator is reachable.
     c.JupyterHub.authenticator_class = "null"
     c.Authenticator.allow_all = True
 c.JupyterHub.services = [binder_service]
 c.JupyterHub.load_roles = [
+    *user_roles,
     {
         "name": "binder",
         "scopes": [

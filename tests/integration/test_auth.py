@@ -8,6 +8,9 @@ Every test makes users of its own and asserts on them only: other tests' servers
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -186,3 +189,34 @@ def test_the_culler_stops_idle_servers_of_logged_in_users_and_keeps_the_users(au
     wait_for(lambda: server not in auth_stack.user(dave).servers, 60, "dave's culled server to be removed")
     assert auth_stack.user(dave) is not None, "the culler deleted a logged-in user"
     assert sessions_of(auth_stack, token) == []
+
+
+def cli_as(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`binder-actors <args> --token <token>` against the authenticated deployment."""
+    address = ray.get_runtime_context().gcs_address
+    return subprocess.run(
+        [sys.executable, "-m", "binder_actors.cli", *args, "--address", address, "--token", token],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BINDER_NAMESPACE": NAMESPACE},
+    )
+
+
+def test_the_command_line_lists_and_stops_only_the_sessions_of_its_token(auth_stack, spec):
+    gina, token = auth_stack.new_user("gina")
+    _, other_token = auth_stack.new_user("hank")
+    server = ready_server(launch_as(auth_stack, spec, token), gina)
+    listed = cli_as(token, "sessions", "--json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert [(s["user"], s["server"]) for s in json.loads(listed.stdout)] == [(gina, server)]
+    assert json.loads(cli_as(other_token, "sessions", "--json").stdout) == []
+    refused = cli_as(other_token, "stop", server)
+    assert refused.returncode == 1 and "no Binder session" in refused.stderr
+    assert auth_stack.user(gina).servers[server].ready
+    stopped = cli_as(token, "stop", server)
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    wait_for(lambda: server not in auth_stack.user(gina).servers, 60, "gina's stopped server to be removed")
+    assert auth_stack.user(gina) is not None
+    wrong = cli_as("not-a-hub-token", "sessions")
+    assert wrong.returncode == 2 and "does not accept this API token" in wrong.stderr
