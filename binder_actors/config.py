@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 from binder_actors import config_checks
 from binder_actors.config_checks import ConfigError
+from binder_actors.config_features import AuthSettings
 from binder_actors.config_groups import (
     FLAT_NAMES,
     AccessSettings,
@@ -166,6 +167,7 @@ class BinderConfig(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Authenticated mode: hub users log in.")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -215,6 +217,14 @@ class BinderConfig(BaseSettings):
         # could never find one, so builder=docker means registry=docker unless a registry is named.
         if self.builder == "docker" and "kind" not in self.registry.model_fields_set:
             self.registry.kind = "docker"
+        return self
+
+    @model_validator(mode="after")
+    def _auth_has_named_servers(self) -> BinderConfig:
+        if self.auth.named_server_limit_per_user and not self.auth.enabled:
+            raise ValueError(
+                "BINDER_AUTH_NAMED_SERVER_LIMIT_PER_USER counts logged-in users' servers: set BINDER_AUTH_ENABLED=true"
+            )
         return self
 
     @model_validator(mode="after")

@@ -42,6 +42,17 @@ class HubError(Exception):
         super().__init__(message)
         self.status_code = status_code
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses Ray (an actor's error reaches its caller) whatever its subclass's __init__ takes.
+        return _rebuilt_hub_error, (type(self), str(self), self.status_code)
+
+
+def _rebuilt_hub_error(kind: type[HubError], message: str, status_code: int) -> HubError:
+    error = Exception.__new__(kind)
+    Exception.__init__(error, message)
+    error.status_code = status_code
+    return error
+
 
 class HubUnavailable(HubError):
     """The hub could not be reached at all."""
@@ -175,6 +186,43 @@ class HubClient:
 
     async def stop_server(self, user: str, server_name: str = "") -> None:
         await self.request("DELETE", _server_path(user, server_name), ok=(202, 204, 400, 404))
+
+    async def remove_server(self, user: str, server_name: str) -> None:
+        """Stop a named server and delete it, so it no longer counts against the user's limit; the user stays."""
+        await self.request("DELETE", _server_path(user, server_name), body={"remove": True}, ok=(202, 204, 404))
+
+    async def user_of_token(self, token: str) -> str | None:
+        """The name of the hub user `token` (an API or OAuth token) belongs to; None if the hub refuses it
+        or it is not a user's (a service's)."""
+        try:
+            model = await self.request("GET", "user", headers={"Authorization": f"token {token}"})
+        except HubError as error:
+            if error.status_code in (401, 403):
+                return None
+            raise
+        if not isinstance(model, dict) or model.get("kind", "user") != "user" or not model.get("name"):
+            return None
+        return str(model["name"])
+
+    async def oauth_token(self, code: str, client_id: str, client_secret: str, redirect_uri: str) -> str:
+        """The access token the hub gives an OAuth client (a service) for the authorization `code` of a login."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uri": redirect_uri,
+        }
+        try:
+            response = await self._client.post("oauth2/token", data=form)
+        except httpx.TransportError as error:
+            raise HubUnavailable(f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__}).") from None
+        if response.status_code != 200:
+            raise HubError(_error_message(response), response.status_code)
+        token = response.json().get("access_token") if "json" in response.headers.get("content-type", "") else None
+        if not isinstance(token, str) or not token:
+            raise HubError("JupyterHub answered the code without an access token", 502)
+        return token
 
     async def progress(self, user: str, server_name: str = "") -> AsyncIterator[SpawnProgress]:
         """The spawn's progress events (the hub's own event stream), until it ends."""
