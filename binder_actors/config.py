@@ -32,6 +32,7 @@ from binder_actors.config_groups import (
     GROUPS,
     AccessSettings,
     CondaSettings,
+    CranSettings,
     CullingSettings,
     DockerSettings,
     KubernetesSettings,
@@ -92,6 +93,15 @@ class ProviderSettings(BaseModel):
     )
 
 
+# Settings that no longer exist, and why: set, they fail the load instead of being silently ignored.
+REMOVED_SETTINGS = {
+    "docker_use_repo2docker": "removed: the docker builder's repo2docker mode could not be built or tested here "
+    "(repo2docker needs buildx and base images pulled from a registry) and started images without "
+    "jupyterhub-singleuser; unset it. The docker builder builds R, Dockerfile, conda and Python repositories "
+    "itself, and Kubernetes build pods run repo2docker",
+}
+
+
 class FlatSettingsSource(PydanticBaseSettingsSource):
     """Group settings read by their flat names, from env vars (BINDER_DOCKER_NETWORK) or secret files
     (docker_network), as pydantic-settings reads a top-level one: lists and mappings are JSON.
@@ -108,6 +118,9 @@ class FlatSettingsSource(PydanticBaseSettingsSource):
         return None, field_name, False  # unused: __call__ reads the flat names itself
 
     def __call__(self) -> dict[str, Any]:
+        for removed in REMOVED_SETTINGS:
+            if self._read(removed) is not None:
+                raise ConfigError(f"{self._where(removed)}: {REMOVED_SETTINGS[removed]}")
         values: dict[str, dict[str, Any]] = {}
         for flat, (group, name) in FLAT_SETTINGS.items():
             raw = self._read(flat)
@@ -264,6 +277,7 @@ class BinderConfig(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
+    cran: CranSettings = Field(default_factory=CranSettings, description="CRAN snapshots of R repositories.")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -274,6 +288,9 @@ class BinderConfig(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _fold_flat_settings(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for removed in REMOVED_SETTINGS.keys() & values.keys():
+                raise ValueError(f"{removed}: {REMOVED_SETTINGS[removed]}")
         return fold_flat(values)
 
     @field_validator("hub_url")

@@ -159,9 +159,6 @@ class DockerSettings(SettingsGroup):
     base_python: str = Field(
         "3.11", description="The Python (X.Y) of docker_base_image; repositories asking for another one fail."
     )
-    use_repo2docker: bool = Field(
-        False, description="Build with `jupyter-repo2docker --no-run` (it must be installed) instead of our Dockerfile."
-    )
     network: str = Field(
         "binder-actors", description="Docker network of the session containers; the embedded hub listens on its gateway"
     )
@@ -377,6 +374,8 @@ class CondaSettings(SettingsGroup):
         )
 
 
+from binder_actors.config_features import CranSettings  # noqa: E402 (it builds on SettingsGroup above)
+
 # The groups of BinderConfig, by field name; each of their fields also loads from its flat name.
 GROUPS: dict[str, type[SettingsGroup]] = {
     "registry": RegistrySettings,
@@ -386,6 +385,7 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "access": AccessSettings,
     "culling": CullingSettings,
     "conda": CondaSettings,
+    "cran": CranSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {
