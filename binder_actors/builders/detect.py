@@ -39,7 +39,7 @@ class BuilderAbilities:
     honours: frozenset[str] = frozenset()
     elsewhere: str = CONTAINER_BACKENDS
     conda: bool = False  # installs the conda packages of environment.yml
-    r_beside_conda: bool = False  # runs install.R in an environment.yml's R (repo2docker's conda build pack)
+    r_beside_conda: bool = False  # reads install.R beside an environment.yml without an R runtime (repo2docker)
 
 
 # The files only a container build can honour, and what each asks for.
@@ -331,12 +331,12 @@ def plan_build(
     r = r_packages(repo_dir, config_dir) if kind == "r" and "install.R" in builder.honours else None
     environment = config_dir / "environment.yml"
     install_r = config_dir / "install.R"
-    if environment.is_file() and (r or install_r.is_file()) and not builder.r_beside_conda:
-        # repo2docker installs both, R from the environment's channels: not done here yet.
-        what = r.source if r else install_r.relative_to(repo_dir).as_posix()
+    if kind == "conda" and install_r.is_file() and not builder.r_beside_conda:
+        # repo2docker's conda build pack gives R from the environment's channels and never runs install.R.
         raise UnsupportedRepository(
-            f"{what} beside {environment.relative_to(repo_dir)} asks for R with a conda environment, "
-            f"which {builder.name} does not install yet; {builder.elsewhere}."
+            f"{install_r.relative_to(repo_dir)} beside {environment.relative_to(repo_dir)} runs only in an R "
+            f"repository: add runtime.txt `r-<YYYY-MM-DD>` (the CRAN snapshot date) for {builder.name} to install "
+            f"R beside the conda environment and run it; {builder.elsewhere}."
         )
     python = runtime_python(config_dir)
     installs: list[InstallStep] = []

@@ -76,7 +76,7 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
             f"ENV VIRTUAL_ENV={CONDA_PREFIX} PATH={CONDA_PREFIX}/bin:{HOME}/.local/bin:{VENV}/bin:{SYSTEM_PATH}",
         ]
     if plan.r is not None:
-        lines += shared_r_lines(VENV)  # after the stack: its Jupyter gets the R kernel, every R image shares it
+        lines += shared_r_lines()  # after the stack: its Jupyter gets the R kernel, every R image shares it
     lines += ["USER root", f"LABEL {BUILDING_LABEL}={build_name}"]
     if plan.r is not None:
         lines.append(f"COPY {RPROFILE_CONTEXT} {RPROFILE_SITE}")  # the build's CRAN snapshot

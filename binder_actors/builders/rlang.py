@@ -83,18 +83,20 @@ def rprofile_site(url: str) -> str:
     )
 
 
-def shared_r_lines(venv: str) -> list[str]:
-    """The R layer every R image shares (docker caches it once): R, IRkernel registered in the server's
-    Jupyter (`venv`), and the notebook user's site library. Runs as root, ends as the notebook user."""
+def shared_r_lines() -> list[str]:
+    """The R layer every R image of the same stack shares (docker caches it once): R, IRkernel registered
+    for the server's Jupyter, and the notebook user's site library. Runs as root, ends as the notebook user."""
     return [
         "USER root",
         "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
         f"{' '.join(R_PACKAGES)} && rm -rf /var/lib/apt/lists/* && install -d -o 1000 -g 1000 {R_LIBS}",
         f"ENV R_LIBS_USER={R_LIBS}",
-        "USER jovyan",
-        # Into the venv's share/jupyter, where the server's Jupyter looks: notebooks get an R kernel.
+        # Into /usr/local/share/jupyter, which every Jupyter looks in whatever Python runs the server (the
+        # venv's, or a conda environment's): notebooks get an R kernel. With root's HOME: jupyter makes its
+        # folders under HOME, and root-owned ones in the user's home would stop the server from starting.
         "RUN "
-        + json.dumps(["R", "--quiet", "--no-save", "-e", f"IRkernel::installspec(user = FALSE, prefix = '{venv}')"]),
+        + json.dumps(["env", "HOME=/root", "R", "--quiet", "--no-save", "-e", "IRkernel::installspec(user = FALSE)"]),
+        "USER jovyan",
     ]
 
 

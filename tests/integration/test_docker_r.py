@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from binder_actors.models import BuildRequest
+from tests.conda_channel import CONDA_REPO, ChannelServer
 from tests.cran_repository import CranRepository
 from tests.docker_stack import build_leftovers, resolved_ref
 from tests.helpers import GitServer, git_spec, read_events, run_in_kernel
@@ -101,3 +102,22 @@ def test_a_failing_install_r_fails_the_build_with_its_output_and_leaves_nothing(
     build = BuildRequest.for_ref(resolved_ref(git_server.url("docker-r-fails"), sha))
     assert build_leftovers(engine, build.build_name) == []
     assert not engine.images.list(name=build.image)
+
+
+def test_r_beside_a_conda_environment_gives_both_kernels_their_packages(
+    docker_stack, git_server: GitServer, conda_channel: ChannelServer | None, hello_package: str
+):
+    assert conda_channel is not None, "the test conda channel needs this machine's pyenv CPython 3.10"
+    files = {
+        **CONDA_REPO,
+        "binder/runtime.txt": "r-2024-01-15\n",
+        "binder/install.R": f'install.packages("{PACKAGE}")\n',
+    }
+    events, _ = launch(docker_stack, git_server, "docker-r-conda", files)
+    ready = events[-1]
+    assert ready["phase"] == "ready", events[-3:]
+    code = f'library({PACKAGE}); cat(hello(), "|", .libPaths()[1], sep = "")'
+    output = run_in_kernel(ready["url"], ready["token"], code, timeout=R_TIMEOUT, kernel_name="ir")
+    assert output.split("|") == ["hello from a CRAN snapshot", "/srv/rlibs"]
+    python = "import sys, condalib, tabulate; print(sys.executable, condalib.ANSWER, tabulate.__version__)"
+    assert run_in_kernel(ready["url"], ready["token"], python).split() == ["/srv/conda/bin/python", "42", "0.9.0"]

@@ -43,7 +43,7 @@ async def ignore(event: BinderEvent) -> None:
         ({"runtime.txt": "r-4.3-2023-06-01\n"}, "local"),
         ({"DESCRIPTION": "Package: x\n"}, "local"),
         ({"runtime.txt": "r-2017-06-01\n"}, "docker"),  # before the first snapshot
-        ({"runtime.txt": "r-2024-01-15\n", "environment.yml": "dependencies: [numpy]\n"}, "docker"),
+        ({"install.R": "", "environment.yml": "dependencies: [numpy]\n"}, "docker"),  # no R runtime.txt
         ({"runtime.txt": "python-3.99\n"}, "local"),  # a Python this machine does not have
         ({"runtime.txt": "python-3.12\n"}, "docker"),  # a Python the base image does not have
         ({"runtime.txt": "python-3.7.3\n"}, "docker"),

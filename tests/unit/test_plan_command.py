@@ -110,8 +110,8 @@ def test_kind_and_python_are_repo2dockers_whatever_the_backend_can_build(
         ({"DESCRIPTION": "Package: x\n"}, "docker", None),
         ({"DESCRIPTION": "Package: x\n"}, "local", "DESCRIPTION asks for an R package, which the local builder"),
         ({"runtime.txt": "r-2017-06-01\n"}, "docker", "runtime.txt asks for the CRAN snapshot of 2017-06-01"),
-        ({**R, "environment.yml": "dependencies: [numpy]\n"}, "docker", "runtime.txt beside environment.yml asks"),
-        ({"install.R": "", "environment.yml": "dependencies: [r-base]\n"}, "docker", "install.R beside environment"),
+        ({**R, "environment.yml": "dependencies: [numpy]\n"}, "docker", None),  # Debian's R beside conda
+        ({"install.R": "", "environment.yml": "dependencies: [r-base]\n"}, "docker", "runs only in an R repository"),
         (JULIA, "local", "Project.toml asks for Julia packages"),
         (NIX, "docker", "default.nix asks for nix"),
         ({"runtime.txt": "python-3.12\n"}, "local", None),

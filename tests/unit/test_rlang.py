@@ -82,10 +82,11 @@ def test_the_r_layer_is_shared_and_the_repositorys_steps_come_after_the_python_o
     r_layer = next(i for i, line in enumerate(lines) if "r-base-core r-cran-irkernel r-cran-remotes" in line)
     own = lines.index("LABEL binder-actors.building=b")
     assert r_layer < own  # built once, shared by every R image
-    assert (
-        lines[r_layer + 3]
-        == 'RUN ["R", "--quiet", "--no-save", "-e", "IRkernel::installspec(user = FALSE, prefix = \'/srv/venv\')"]'
-    )
+    # Registered system-wide (as root): found by the server's Jupyter whether it runs on the venv or on conda.
+    assert lines[r_layer + 2 : r_layer + 4] == [
+        'RUN ["env", "HOME=/root", "R", "--quiet", "--no-save", "-e", "IRkernel::installspec(user = FALSE)"]',
+        "USER jovyan",
+    ]
     steps = [
         next(i for i, line in enumerate(lines) if fragment in line)
         for fragment in (
@@ -98,3 +99,13 @@ def test_the_r_layer_is_shared_and_the_repositorys_steps_come_after_the_python_o
         )
     ]
     assert steps == sorted(steps) and steps[0] > own
+
+
+def test_with_a_conda_environment_r_comes_after_the_environments_stack(tmp_path):
+    files = {"runtime.txt": "r-2024-01-15", "install.R": "", "environment.yml": "dependencies: [python=3.11, numpy]\n"}
+    plan = plan_build(repo(tmp_path, files), "3.11", ("3.11",), DOCKER_BUILDER)
+    assert plan.conda is not None and plan.r is not None and plan.kind == "r"
+    lines = make_dockerfile(plan, tmp_path, base_image="binder-base:bookworm", build_name="b").splitlines()
+    conda = lines.index("COPY --chown=1000:1000 conda/ /srv/conda/")
+    r_layer = next(i for i, line in enumerate(lines) if "r-base-core" in line)
+    assert conda < r_layer < lines.index("LABEL binder-actors.building=b")
