@@ -19,7 +19,7 @@ from pydantic_settings import (
 
 from binder_actors import config_checks
 from binder_actors.config_checks import ConfigError
-from binder_actors.config_features import AuthSettings
+from binder_actors.config_features import AuthSettings, CranSettings
 from binder_actors.config_groups import (
     FLAT_NAMES,
     AccessSettings,
@@ -33,6 +33,7 @@ from binder_actors.config_groups import (
     fold_flat,
 )
 from binder_actors.config_sources import (
+    REMOVED_SETTINGS,
     FoldedSource,
     GroupEnvSource,
     GroupSecretsSource,
@@ -168,6 +169,7 @@ class BinderConfig(BaseSettings):
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authenticated mode: hub users log in.")
+    cran: CranSettings = Field(default_factory=CranSettings, description="CRAN snapshots of R repositories.")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -178,6 +180,9 @@ class BinderConfig(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _fold_flat_settings(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for removed in REMOVED_SETTINGS.keys() & values.keys():
+                raise ValueError(f"{removed}: {REMOVED_SETTINGS[removed]}")
         return fold_flat(values)
 
     @field_validator("hub_url")

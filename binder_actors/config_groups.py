@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from binder_actors import config_checks
-from binder_actors.config_features import AuthSettings
+from binder_actors.config_features import AuthSettings, CranSettings
 from binder_actors.settings_group import SettingsGroup
 from binder_actors.settings_group import flat_name as _flat
 
@@ -136,9 +136,6 @@ class DockerSettings(SettingsGroup):
     )
     base_python: str = Field(
         "3.11", description="The Python (X.Y) of docker_base_image; repositories asking for another one fail."
-    )
-    use_repo2docker: bool = Field(
-        False, description="Build with `jupyter-repo2docker --no-run` (it must be installed) instead of our Dockerfile."
     )
     network: str = Field(
         "binder-actors", description="Docker network of the session containers; the embedded hub listens on its gateway"
@@ -365,6 +362,7 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "culling": CullingSettings,
     "conda": CondaSettings,
     "auth": AuthSettings,
+    "cran": CranSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {

@@ -44,6 +44,15 @@ class YamlFileSource(YamlConfigSettingsSource):
         return content
 
 
+# Settings that no longer exist, and why: set, they fail the load instead of being silently ignored.
+REMOVED_SETTINGS = {
+    "docker_use_repo2docker": "removed: the docker builder's repo2docker mode could not be built or tested here "
+    "(repo2docker needs buildx and base images pulled from a registry) and started images without "
+    "jupyterhub-singleuser; unset it. The docker builder builds R, Dockerfile, conda and Python repositories "
+    "itself, and Kubernetes build pods run repo2docker",
+}
+
+
 class FlatSettingsSource(PydanticBaseSettingsSource):
     """Group settings read by their flat names, from env vars (BINDER_DOCKER_NETWORK) or secret files
     (docker_network), as pydantic-settings reads a top-level one: lists and mappings are JSON.
@@ -60,6 +69,9 @@ class FlatSettingsSource(PydanticBaseSettingsSource):
         return None, field_name, False  # unused: __call__ reads the flat names itself
 
     def __call__(self) -> dict[str, Any]:
+        for removed in REMOVED_SETTINGS:
+            if self._read(removed) is not None:
+                raise ConfigError(f"{self._where(removed)}: {REMOVED_SETTINGS[removed]}")
         values: dict[str, dict[str, Any]] = {}
         for flat, (group, name) in FLAT_SETTINGS.items():
             raw = self._read(flat)
