@@ -118,7 +118,13 @@ class Admission:
         self._listed_at = asked
         self._listed_done = self.clock()
         self._listed_users = {user.name for user in users}
-        self._listed = {user.name: s.user_options.repo_url for user in users for s in user.servers.values()}
+        # A pooled server no launch has claimed is no session yet: it counts once claimed.
+        self._listed = {
+            user.name: s.user_options.repo_url
+            for user in users
+            if not user.waiting_in_pool
+            for s in user.servers.values()
+        }
         # Sessions delivered while the list was on its way may be missing from it: keep counting them.
         self._since_listed = {user: made for user, made in self._since_listed.items() if made[1] >= asked}
 
@@ -130,9 +136,16 @@ class Admission:
         else:
             self._since_listed.pop(user, None)
 
-    def _over_quota(self, repo_url: str, spec: str, provider: str) -> Refusal | None:
+    def sessions(self) -> int:
+        """The sessions admission counts now (running, delivered since the last list, launching)."""
+        return len(self._counted())
+
+    def _counted(self) -> dict[str, str]:
         since = {user: repo for user, (repo, _) in self._since_listed.items()}
-        counted = {**self._listed, **since, **self._launching}  # user -> repo_url
+        return {**self._listed, **since, **self._launching}  # user -> repo_url
+
+    def _over_quota(self, repo_url: str, spec: str, provider: str) -> Refusal | None:
+        counted = self._counted()
         if len(counted) >= self.max_sessions:
             return Refusal("pod_quota", HUB_FULL_MESSAGE)
         quota = self.quota_of(spec, provider)

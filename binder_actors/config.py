@@ -35,6 +35,7 @@ from binder_actors.config_groups import (
     CullingSettings,
     DockerSettings,
     KubernetesSettings,
+    PoolSettings,
     QuotaSettings,
     RegistrySettings,
     SpecConfig,
@@ -264,6 +265,7 @@ class BinderConfig(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
+    pool: PoolSettings = Field(default_factory=PoolSettings, description="Servers started ahead of the clicks.")
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -377,6 +377,8 @@ class CondaSettings(SettingsGroup):
         )
 
 
+from binder_actors.config_features import PoolSettings  # noqa: E402 (it builds on SettingsGroup above)
+
 # The groups of BinderConfig, by field name; each of their fields also loads from its flat name.
 GROUPS: dict[str, type[SettingsGroup]] = {
     "registry": RegistrySettings,
@@ -386,6 +388,7 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "access": AccessSettings,
     "culling": CullingSettings,
     "conda": CondaSettings,
+    "pool": PoolSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {

@@ -11,14 +11,17 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 
 from binder_actors.admission import Admission, Refusal, Step
 from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
-from binder_actors.hub import BinderOptions, HubClient, HubError, HubUnavailable, HubUser, SpawnProgress
+from binder_actors.hub import HubClient, HubError, HubUnavailable, HubUser, SpawnProgress
+from binder_actors.hub_records import launch_options
 from binder_actors.image_budget import launch_records
 from binder_actors.logs import setup_logging
 from binder_actors.models import HubHealth, LaunchRequest, Session
@@ -65,6 +68,7 @@ class SessionManager:
         self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
         self._remover: asyncio.Task[None] | None = None
         self.launches = 0
+        self._pool: ActorHandle[Any] | None = None  # ServerPool, looked up at the first launch that asks it
         self._launch_records = launch_records(config)  # when each image was last launched, for the store's budget
         self.reconciled = await self._remove_orphans()
 
@@ -84,7 +88,9 @@ class SessionManager:
         orphans = [
             user.name
             for user in users
-            if not user.admin and (not user.servers or any(s.pending for s in user.servers.values()))
+            if not user.admin
+            and not user.pooled  # ServerPool's: it finds its own again
+            and (not user.servers or any(s.pending for s in user.servers.values()))
         ]
         for name in orphans:
             log.info("removing an orphaned launch user=%s", name)
@@ -127,6 +133,11 @@ class SessionManager:
 
     async def _admit_and_spawn(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         user = request.user
+        if self.config.pool.enabled and request.launch_key:
+            reattached = await self._from_pool("claimed", request)  # a reconnect of a launch a pool served
+            if reattached is not None:
+                yield reattached
+                return
         try:
             existing = await self._admit(request)
             if existing is not None:
@@ -152,6 +163,13 @@ class SessionManager:
             await asyncio.to_thread(self._launch_records.record, request.image)
         delivered = False  # the place is taken from here: admission counts it until release()
         try:
+            if self.config.pool.enabled:
+                pooled = await self._from_pool("claim", request)
+                if pooled is not None:
+                    delivered = True
+                    self.launches += 1
+                    yield pooled
+                    return
             if self._spawn_slots.locked():
                 yield progress("launching", "Waiting for other servers to start...")
             # At most BINDER_MAX_CONCURRENT_SPAWNS at once: a hub asked for a hundred spawns at the
@@ -169,6 +187,21 @@ class SessionManager:
                     yield event
         finally:
             self.admission.release(user, delivered)
+
+    async def _from_pool(self, method: str, request: LaunchRequest) -> BinderEvent | None:
+        """ServerPool's `claim` or `claimed` of this launch: a ready event, or None to start a server here.
+
+        A pool that cannot answer costs the launch its head start, never the launch.
+        """
+        try:
+            if self._pool is None:
+                self._pool = ray.get_actor("ServerPool", namespace=self.config.namespace)
+            if method == "claim":
+                return await self._pool.claim.remote(request, self.admission.sessions())
+            return await self._pool.claimed.remote(request)
+        except Exception as error:  # RayActorError, ValueError (not running), a hub error in the pool
+            log.warning("no pooled server for user=%s: %s", request.user, type(error).__name__)
+            return None
 
     async def _admit(self, request: LaunchRequest) -> HubUser | None:
         """Take a place for `request.user` under one lock, so no quota is ever over-admitted.
@@ -200,20 +233,10 @@ class SessionManager:
                     looked_up = True
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
-        resolved = request.resolved
         server_name = server_name_for_launch() if self.config.named_servers else ""
         try:
             token = await self.hub.create_token(user, note="binder session", scopes=[f"access:servers!user={user}"])
-            options = BinderOptions(
-                image=request.image,
-                token=token,
-                repo_url=resolved.repo_url,
-                binder_ref_url=resolved.ref_url,
-                binder_launch_host=self.config.launch_host,
-                binder_request=request.binder_request,
-                binder_persistent_request=request.binder_persistent_request,
-                binder_launch_key=request.launch_key,
-            )
+            options = launch_options(request, token=token, launch_host=self.config.launch_host)
             yield progress("launching", "Launching server...")
             deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
             await asyncio.wait_for(

@@ -21,6 +21,7 @@ from binder_actors.models import (
     CullReport,
     HubHealth,
     ImageCacheStats,
+    PoolStatus,
     RegistryHealth,
     ResolverStats,
 )
@@ -231,6 +232,7 @@ def handles(hub: Any, registry: Any, sessions: Any) -> Any:
         build_scheduler=Actor(),
         session_manager=Actor(health=hub, list_sessions=sessions),
         activity_monitor=Actor(status=CullerStatus(culled_total=0, last_sweep=CullReport())),
+        server_pool=Actor(status=PoolStatus()),
     )
 
 
@@ -272,11 +274,19 @@ def test_health_checks_keep_binderhubs_shape_with_an_error_only_when_there_is_on
         "culled_total": 0,
         "last_sweep": {"checked": 0, "culled": [], "errors": 0, "finished": None},
     }
+    assert report["pool"]["enabled"] is False and report["pool"]["hits"] == 0
     down = HealthChecks(handles(HubHealth(ok=False, error="refused"), REGISTRY_UP, []), BinderConfig())
     assert {"service": "JupyterHub", "ok": False, "error": "refused"} in asyncio.run(down.report())["checks"]
 
 
-PROVIDER_ACTORS = {"ref_resolver", "image_cache", "build_scheduler", "session_manager", "activity_monitor"}
+PROVIDER_ACTORS = {
+    "ref_resolver",
+    "image_cache",
+    "build_scheduler",
+    "session_manager",
+    "activity_monitor",
+    "server_pool",
+}
 
 
 def js_to_python(regex: str) -> str:
