@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from binder_actors.hub import CLAIM_GROUP_PREFIX, POOL_GROUP_PREFIX, BinderOptions, HubClient, HubError
 from binder_actors.models import LaunchRequest
+from binder_actors.providers.base import ResolvedRef
 
 _PAGINATION = "application/jupyterhub-pagination+json"
 
@@ -30,6 +31,32 @@ def launch_options(request: LaunchRequest, *, token: str, launch_host: str, pool
         binder_persistent_request=request.binder_persistent_request,
         binder_launch_key=request.launch_key,
         binder_pool=pool,
+    )
+
+
+def template_of(options: BinderOptions) -> LaunchRequest | None:
+    """The launch a pooled server was started for, read back from its user_options (a restarted pool's
+    memory of what to start); None if they do not say. Build slug and unresolved ref are not kept there:
+    the pool needs neither, it starts servers of an image already built."""
+    provider, _, spec = options.binder_request.removeprefix("v2/").partition("/")
+    persistent = options.binder_persistent_request.removeprefix("v2/").partition("/")[2]
+    if not (provider and spec and options.image and options.repo_url):
+        return None
+    resolved = ResolvedRef(
+        provider=provider,
+        spec=spec,
+        repo_url=options.repo_url,
+        unresolved_ref="",
+        resolved_ref=options.image.rsplit(":", 1)[-1],
+        build_slug="",
+        ref_url=options.binder_ref_url,
+        persistent_spec=persistent or spec,
+    )
+    return LaunchRequest(
+        image=options.image,
+        resolved=resolved,
+        binder_request=options.binder_request,
+        binder_persistent_request=options.binder_persistent_request,
     )
 
 

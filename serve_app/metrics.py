@@ -67,7 +67,7 @@ class ClusterStats(Collector):
         "binder_culled_sessions": "Sessions ActivityMonitor culled.",
         "binder_pool_hits": "Launches that took a server ServerPool started ahead of them.",
         "binder_pool_misses": "Launches of a pool-enabled deployment that found no free pooled server of their image.",
-        "binder_pool_claim_seconds_sum": "Seconds the pool hits took to claim their server, summed (mean: / hits).",
+        "binder_pool_claim_seconds": "Seconds the pool hits took to claim their server, summed (mean: / hits).",
     }
     GAUGES = {
         "binder_build_queue_length": "Builds waiting for a slot.",
@@ -112,7 +112,7 @@ class ClusterStats(Collector):
         if isinstance(pool, PoolStatus):
             fresh["binder_pool_hits"] = pool.hits
             fresh["binder_pool_misses"] = pool.misses
-            fresh["binder_pool_claim_seconds_sum"] = pool.claim_seconds_total
+            fresh["binder_pool_claim_seconds"] = pool.claim_seconds_total
             fresh["binder_pool_free_servers"] = sum(pool.free.values())
             fresh["binder_pool_starting_servers"] = sum(pool.starting.values())
         self.values = fresh

@@ -30,6 +30,7 @@ from binder_actors.hub_records import (
     launch_options,
     pool_group,
     report_activity,
+    template_of,
 )
 from binder_actors.logs import setup_logging
 from binder_actors.models import LaunchRequest, PoolStatus
@@ -284,6 +285,10 @@ class ServerPool:
         server_name, server = next(iter(user.servers.items()), ("", None))
         if server is not None and server.ready and not server.pending and server.user_options.image:
             self._servers[user.name] = PooledServer(user.name, server.user_options.image, server_name, "free")
+            template = template_of(server.user_options)
+            if template is not None:
+                spec = f"{template.resolved.provider}/{template.resolved.spec}"
+                self._templates.setdefault(spec, template)  # a launch since is newer: it stays
         elif server is None or server.pending != "spawn":  # stopped on its own, or half-made: never reused
             self._servers[user.name] = PooledServer(user.name, "", server_name, "draining")
             self._in_background(self._remove(user.name))

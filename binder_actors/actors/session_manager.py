@@ -324,7 +324,9 @@ class SessionManager:
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def list_sessions(self) -> list[Session]:
-        return [s for user in await self.hub.managed_users() for s in user.sessions(self.hub.hub_url)]
+        """The sessions in the hub; pooled servers no launch has claimed are not sessions (ServerPool's status)."""
+        users = await self.hub.managed_users()
+        return [s for user in users if not user.waiting_in_pool for s in user.sessions(self.hub.hub_url)]
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def stop(self, user: str) -> None:

@@ -170,6 +170,18 @@ def test_cluster_stats_are_exposed_and_left_out_when_an_actor_is_down():
     assert value(metrics, "binder_ref_cache_hits_total") == 7
     assert value(metrics, "binder_build_queue_length") == 5
     assert value(metrics, "binder_culled_sessions_total") is None
+    assert value(metrics, "binder_pool_hits_total") is None  # ServerPool not asked: left out
+
+
+def test_pool_stats_are_exposed():
+    metrics = BinderMetrics()
+    pool = PoolStatus(enabled=True, free={"a": 2, "b": 1}, starting={"a": 1}, hits=5, misses=2, claim_seconds_total=0.5)
+    metrics.cluster.update("x", "x", "x", "x", pool)
+    assert value(metrics, "binder_pool_hits_total") == 5
+    assert value(metrics, "binder_pool_misses_total") == 2
+    assert value(metrics, "binder_pool_claim_seconds_total") == 0.5
+    assert value(metrics, "binder_pool_free_servers") == 3
+    assert value(metrics, "binder_pool_starting_servers") == 1
 
 
 class Clock:
