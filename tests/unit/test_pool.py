@@ -9,7 +9,9 @@ import pytest
 from binder_actors.actors.activity_monitor import cull_verdict
 from binder_actors.admission import Admission, Refusal, Step
 from binder_actors.config import BinderConfig, ConfigError
-from binder_actors.hub import MANAGED_GROUP, HubUser
+from binder_actors.hub import MANAGED_GROUP, BinderOptions, HubUser
+from binder_actors.hub_records import launch_options, template_of
+from binder_actors.models import LaunchRequest
 from binder_actors.pool import (
     LaunchWindow,
     PoolCounts,
@@ -19,6 +21,7 @@ from binder_actors.pool import (
     pool_targets,
     static_size,
 )
+from binder_actors.providers.base import ResolvedRef
 
 RULES = [PoolRule("^org/course", 3), PoolRule("^org/course-big", 5), PoolRule("^other/", 0)]
 
@@ -159,3 +162,39 @@ def test_the_pool_is_off_by_default_and_on_with_a_rule_or_a_budget(monkeypatch: 
     config = BinderConfig()
     assert config.pool.enabled and config.pool.rules[0].size == 5
     assert BinderConfig(pool_max=3).pool.enabled
+
+
+def test_a_pooled_servers_options_give_back_the_launch_it_was_started_for() -> None:
+    resolved = ResolvedRef(
+        provider="gh",
+        spec="org/course/HEAD",
+        repo_url="https://github.com/org/course",
+        unresolved_ref="HEAD",
+        resolved_ref="abc123",
+        build_slug="slug",
+        ref_url="https://github.com/org/course/tree/abc123",
+        persistent_spec="org/course/abc123",
+    )
+    launch = LaunchRequest(
+        image="r2d-slug:abc123",
+        resolved=resolved,
+        binder_request="v2/gh/org/course/HEAD",
+        binder_persistent_request="v2/gh/org/course/abc123",
+        launch_key="secret-key",
+    )
+    options = launch_options(launch, token="t", launch_host="https://b/", pool="binder-actors-pool-binder")
+    assert (options.binder_pool, options.binder_launch_key, options.token) == (
+        "binder-actors-pool-binder",
+        "secret-key",
+        "t",
+    )
+    template = template_of(options)
+    assert template is not None
+    assert (template.image, template.resolved.provider, template.resolved.spec) == (
+        launch.image,
+        "gh",
+        "org/course/HEAD",
+    )
+    assert template.resolved.persistent_spec == "org/course/abc123" and template.launch_key == ""
+    assert static_size(RULES, template.resolved.spec) == 3
+    assert template_of(BinderOptions(image="x")) is None  # options that do not say: nothing to start
