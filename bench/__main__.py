@@ -15,7 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import build, conda, docker, fanin, launch, load, memory, sessions, stages, throughput
+from bench import build, conda, docker, fanin, launch, load, memory, pool, sessions, stages, throughput
 
 RESULTS = Path(__file__).parent / "results"
 # One at a time: each starts and stops its own stack. throughput includes resolve.py's figures.
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "memory": memory.run,
     "load": load.run,
     "docker": docker.run,
+    "pool": pool.run,
 }
 
 

@@ -138,7 +138,9 @@ class Admission:
         self._listed_done = self.clock()
         self._list_seconds = max(0.0, self._listed_done - asked)
         # A temporary user counts once by its name; a logged-in user once per Binder server (user/server).
-        self._listed = {key: repo for user in users for key, repo in session_repos(user).items()}
+        # A pooled server no launch has claimed is no session yet: it counts once claimed.
+        counted = [user for user in users if not user.waiting_in_pool]
+        self._listed = {key: repo for user in counted for key, repo in session_repos(user).items()}
         self._listed_users = {user.name for user in users if user.managed} | self._listed.keys()
         # Sessions delivered while the list was on its way may be missing from it: keep counting them.
         self._since_listed = {user: made for user, made in self._since_listed.items() if made[1] >= asked}
@@ -151,9 +153,16 @@ class Admission:
         else:
             self._since_listed.pop(user, None)
 
-    def _over_quota(self, repo_url: str, spec: str, provider: str) -> Refusal | None:
+    def sessions(self) -> int:
+        """The sessions admission counts now (running, delivered since the last list, launching)."""
+        return len(self._counted())
+
+    def _counted(self) -> dict[str, str]:
         since = {user: repo for user, (repo, _) in self._since_listed.items()}
-        counted = {**self._listed, **since, **self._launching}  # user -> repo_url
+        return {**self._listed, **since, **self._launching}  # user -> repo_url
+
+    def _over_quota(self, repo_url: str, spec: str, provider: str) -> Refusal | None:
+        counted = self._counted()
         if len(counted) >= self.max_sessions:
             return Refusal("pod_quota", HUB_FULL_MESSAGE)
         quota = self.quota_of(spec, provider)

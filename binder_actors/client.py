@@ -239,7 +239,7 @@ class BinderClient:
         return ray.get(self.handles.build_scheduler.prune.remote(dry_run=dry_run))
 
     def status(self, actor_timeout: float = 10.0) -> ServiceStatus:
-        """What is running: Ray, the hub, each actor, the caches, builds, sessions and the culler."""
+        """What is running: Ray, the hub, each actor, the caches, builds, sessions, the culler and the pool."""
         handles = self.handles
         hub, refs, image_cache, builds, building, culler = ray.get(
             [
@@ -251,6 +251,10 @@ class BinderClient:
                 handles.activity_monitor.status.remote(),
             ]
         )
+        try:
+            pool = ray.get(handles.server_pool.status.remote(), timeout=actor_timeout)
+        except Exception:  # a status report shows a missing pool as None, it does not stop at it
+            pool = None
         actors = {}
         for name, handle in handles.named():
             try:
@@ -269,4 +273,5 @@ class BinderClient:
             sessions=len(self.sessions()),
             images=len(self.images()),
             culler=culler,
+            pool=pool,
         )

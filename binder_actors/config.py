@@ -19,7 +19,7 @@ from pydantic_settings import (
 
 from binder_actors import config_checks
 from binder_actors.config_checks import ConfigError
-from binder_actors.config_features import AuthSettings, CranSettings
+from binder_actors.config_features import AuthSettings, CranSettings, PoolSettings
 from binder_actors.config_groups import (
     FLAT_NAMES,
     AccessSettings,
@@ -170,6 +170,7 @@ class BinderConfig(BaseSettings):
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authenticated mode: hub users log in.")
     cran: CranSettings = Field(default_factory=CranSettings, description="CRAN snapshots of R repositories.")
+    pool: PoolSettings = Field(default_factory=PoolSettings, description="Servers started ahead of the clicks.")
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from binder_actors import config_checks
-from binder_actors.config_features import AuthSettings, CranSettings
+from binder_actors.config_features import AuthSettings, CranSettings, PoolSettings
 from binder_actors.settings_group import SettingsGroup
 from binder_actors.settings_group import flat_name as _flat
 
@@ -363,6 +363,7 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "conda": CondaSettings,
     "auth": AuthSettings,
     "cran": CranSettings,
+    "pool": PoolSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {

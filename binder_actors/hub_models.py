@@ -15,6 +15,10 @@ from binder_actors.models import Session
 # The hub group every user binder-actors creates joins. It stops, deletes and culls only its members,
 # so on a hub shared with real users (BINDER_HUB_URL) theirs are never touched.
 MANAGED_GROUP = "binder-actors"
+# A pooled server's user is also in its deployment's pool group, and once a launch claims it, in that
+# launch's claim group (hub_records.py): the hub holds the pool's state.
+POOL_GROUP_PREFIX = "binder-actors-pool-"
+CLAIM_GROUP_PREFIX = "binder-actors-claim-"
 
 
 class _HubModel(BaseModel):
@@ -47,6 +51,7 @@ class BinderOptions(_HubModel):
     binder_request: str = ""
     binder_persistent_request: str = ""
     binder_launch_key: str = Field("", repr=False)
+    binder_pool: str = ""  # the pool group of a server started ahead of its launch ('' for any other)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -101,6 +106,16 @@ class HubUser(_HubModel):
     def managed(self) -> bool:
         """Whether binder-actors created it (it is in MANAGED_GROUP), so it may stop or delete it."""
         return MANAGED_GROUP in self.groups
+
+    @property
+    def pooled(self) -> bool:
+        """Started ahead of a launch by a ServerPool (claimed or not)."""
+        return any(group.startswith(POOL_GROUP_PREFIX) for group in self.groups)
+
+    @property
+    def waiting_in_pool(self) -> bool:
+        """A pooled server no launch has claimed: not a session yet, the pool's alone."""
+        return self.pooled and not any(group.startswith(CLAIM_GROUP_PREFIX) for group in self.groups)
 
     @property
     def launch_key(self) -> str:

@@ -121,6 +121,18 @@ class CullerStatus(BaseModel):
     last_sweep: CullReport
 
 
+class PoolStatus(BaseModel):
+    """ServerPool's servers and claims: what /health, /metrics and `binder-actors status` show."""
+
+    enabled: bool = False
+    free: dict[str, int] = {}  # image -> servers ready and unclaimed
+    starting: dict[str, int] = {}  # image -> servers starting
+    targets: dict[str, int] = {}  # image -> servers the last refill pass aimed at
+    hits: int = 0  # launches that took a pooled server
+    misses: int = 0  # launches that found none free for their image
+    claim_seconds_total: float = 0.0  # time the hits took to claim, summed (its mean: / hits)
+
+
 class HealthAnswer(BaseModel):
     """Whether a service answers, as BinderHub's health checks show it: `error` only when there is one."""
 
@@ -158,3 +170,4 @@ class ServiceStatus(BaseModel):
     sessions: int
     images: int
     culler: CullerStatus
+    pool: PoolStatus | None = None  # None: ServerPool did not answer

@@ -74,7 +74,8 @@ class BinderSpawnerMixin(Configurable):
     def binder_args(self) -> list[str]:
         """In-session culling, as mybinder.org configures it."""
         args = []
-        if self.shutdown_no_activity_timeout:
+        # A pooled server waits for its click without activity: the culler ends it once claimed and idle.
+        if self.shutdown_no_activity_timeout and not self.user_options.get("binder_pool"):
             args.append(f"--ServerApp.shutdown_no_activity_timeout={self.shutdown_no_activity_timeout}")
         if self.kernel_idle_timeout:
             args += [

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -196,6 +197,8 @@ class EmbeddedStack:
         """Stop Serve, the sessions, the actors, the hub (with its proxy) and the local Ray."""
         try:
             serve.shutdown()
+            with contextlib.suppress(ValueError):  # first, so it starts no server while the sessions go
+                ray.kill(ray.get_actor("ServerPool", namespace=self.config.namespace), no_restart=True)
             if self.hub:
                 logged_in_host = self.config.launch_host if self.config.auth.enabled else ""
                 self.hub.stop_all_sessions(self.config.hub_api_token.get_secret_value(), logged_in_host=logged_in_host)

@@ -16,7 +16,7 @@ from ray.actor import ActorHandle
 from binder_actors.actors import ActorHandles
 from binder_actors.caching import SingleFlight, TTLCache
 from binder_actors.config import BinderConfig
-from binder_actors.models import CullerStatus, HubHealth, RegistryHealth
+from binder_actors.models import CullerStatus, HubHealth, PoolStatus, RegistryHealth
 
 T = TypeVar("T")
 
@@ -100,13 +100,19 @@ class HealthChecks:
         return answer.version if isinstance(answer, HubHealth) else None
 
     async def report(self) -> dict[str, Any]:
-        """`{"ok": ..., "checks": [...], "culler": ...}`; ok is False when any hard check failed."""
+        """`{"ok": ..., "checks": [...], "culler": ..., "pool": ...}`; ok is False when any hard check failed."""
         hub = ask(self.handles.session_manager.health.remote())
         actors = [self._actor(name, handle) for name, handle in self.handles.named()]
-        registry, hub_answer, quota, culler, *actor_checks = await asyncio.gather(
-            self.registry(), hub, self.quota(), ask(self.handles.activity_monitor.status.remote()), *actors
+        registry, hub_answer, quota, culler, pool, *actor_checks = await asyncio.gather(
+            self.registry(),
+            hub,
+            self.quota(),
+            ask(self.handles.activity_monitor.status.remote()),
+            ask(self.handles.server_pool.status.remote()),
+            *actors,
         )
         checks = [registry, answer_check("JupyterHub", hub_answer), quota, *actor_checks]
         ok = all(check["ok"] for check in checks if check["service"] not in SOFT_CHECKS)
         culler_json = culler.model_dump(mode="json") if isinstance(culler, CullerStatus) else None
-        return {"ok": ok, "checks": checks, "culler": culler_json}
+        pool_json = pool.model_dump(mode="json") if isinstance(pool, PoolStatus) else None
+        return {"ok": ok, "checks": checks, "culler": culler_json, "pool": pool_json}

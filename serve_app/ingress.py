@@ -209,6 +209,7 @@ class BinderIngress:
                 ask(handles.ref_resolver.stats.remote()),
                 ask(handles.build_scheduler.stats.remote()),
                 ask(handles.activity_monitor.status.remote()),
+                ask(handles.server_pool.status.remote()),
             )
         )
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from binder_actors.admission import refusal_kind
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent
-from binder_actors.models import BuildSchedulerStats, CullerStatus, ImageCacheStats, ResolverStats
+from binder_actors.models import BuildSchedulerStats, CullerStatus, ImageCacheStats, PoolStatus, ResolverStats
 from binder_actors.providers import InvalidSpec, parse_spec
 
 # The classic text format: every Prometheus reads it, and our metric names need nothing newer.
@@ -65,10 +65,15 @@ class ClusterStats(Collector):
         "binder_ref_upstream_calls": "RefResolver resolutions that went upstream.",
         "binder_builds_started": "Builds BuildScheduler started.",
         "binder_culled_sessions": "Sessions ActivityMonitor culled.",
+        "binder_pool_hits": "Launches that took a server ServerPool started ahead of them.",
+        "binder_pool_misses": "Launches of a pool-enabled deployment that found no free pooled server of their image.",
+        "binder_pool_claim_seconds": "Seconds the pool hits took to claim their server, summed (mean: / hits).",
     }
     GAUGES = {
         "binder_build_queue_length": "Builds waiting for a slot.",
         "binder_builds_running": "Builds running now.",
+        "binder_pool_free_servers": "Pooled servers ready and unclaimed.",
+        "binder_pool_starting_servers": "Pooled servers starting.",
     }
 
     def __init__(self) -> None:
@@ -88,6 +93,7 @@ class ClusterStats(Collector):
         ref_resolver: ResolverStats | str,
         build_scheduler: BuildSchedulerStats | str,
         culler: CullerStatus | str,
+        pool: PoolStatus | str = "",
     ) -> None:
         """Take each actor's stats (or the error string of one that did not answer: its metrics are left out)."""
         fresh: dict[str, float] = {}
@@ -103,6 +109,12 @@ class ClusterStats(Collector):
             fresh["binder_builds_running"] = build_scheduler.building
         if isinstance(culler, CullerStatus):
             fresh["binder_culled_sessions"] = culler.culled_total
+        if isinstance(pool, PoolStatus):
+            fresh["binder_pool_hits"] = pool.hits
+            fresh["binder_pool_misses"] = pool.misses
+            fresh["binder_pool_claim_seconds"] = pool.claim_seconds_total
+            fresh["binder_pool_free_servers"] = sum(pool.free.values())
+            fresh["binder_pool_starting_servers"] = sum(pool.starting.values())
         self.values = fresh
 
 

@@ -1,4 +1,4 @@
-"""The five long-lived actors: named, detached, in one namespace, restarted by Ray when they die."""
+"""The six long-lived actors: named, detached, in one namespace, restarted by Ray when they die."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from binder_actors.actors.activity_monitor import ActivityMonitor
 from binder_actors.actors.build_scheduler import BuildScheduler
 from binder_actors.actors.image_cache import ImageCache
 from binder_actors.actors.ref_resolver import RefResolver
+from binder_actors.actors.server_pool import ServerPool
 from binder_actors.actors.session_manager import SessionManager
 from binder_actors.config import BinderConfig
 
@@ -22,18 +23,20 @@ ACTOR_CLASSES: dict[str, type] = {
     "BuildScheduler": BuildScheduler,
     "SessionManager": SessionManager,
     "ActivityMonitor": ActivityMonitor,
+    "ServerPool": ServerPool,
 }
 
 
 @dataclass(frozen=True)
 class ActorHandles:
-    """Handles of the five actors of one deployment."""
+    """Handles of the six actors of one deployment."""
 
     ref_resolver: ActorHandle[RefResolver]
     image_cache: ActorHandle[ImageCache]
     build_scheduler: ActorHandle[BuildScheduler]
     session_manager: ActorHandle[SessionManager]
     activity_monitor: ActorHandle[ActivityMonitor]
+    server_pool: ActorHandle[ServerPool]
 
     def named(self) -> list[tuple[str, ActorHandle[Any]]]:
         """(field name, handle) of each actor, as health and status report them."""
@@ -47,6 +50,7 @@ def _handles(actors: dict[str, Any]) -> ActorHandles:
         build_scheduler=actors["BuildScheduler"],
         session_manager=actors["SessionManager"],
         activity_monitor=actors["ActivityMonitor"],
+        server_pool=actors["ServerPool"],
     )
 
 

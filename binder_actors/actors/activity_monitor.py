@@ -52,6 +52,8 @@ def cull_verdict(user: HubUser, now: datetime, *, timeout: float, max_age: float
         return Verdict(False, "not created by binder-actors")
     if user.admin:
         return Verdict(False, "admin user")
+    if user.waiting_in_pool:  # not a session until a launch claims it; ServerPool drains its own
+        return Verdict(False, "pooled, not claimed yet")
     for name, server in user.servers.items():
         if server.pending:
             return Verdict(False, f"server {name!r} is pending {server.pending}")

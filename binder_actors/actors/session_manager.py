@@ -11,15 +11,18 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 
 from binder_actors.admission import Admission, Refusal, Step
 from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError, HubUnavailable
-from binder_actors.hub_models import BinderOptions, HubUser, SpawnProgress
+from binder_actors.hub_models import HubUser, SpawnProgress
+from binder_actors.hub_records import launch_options
 from binder_actors.image_budget import launch_records
 from binder_actors.logs import setup_logging
 from binder_actors.models import HubHealth, LaunchRequest, Session
@@ -80,6 +83,7 @@ class SessionManager:
         self._to_remove: set[tuple[str, str]] = set()
         self._remover: asyncio.Task[None] | None = None
         self.launches = 0
+        self._pool: ActorHandle[Any] | None = None  # ServerPool, looked up at the first launch that asks it
         self._launch_records = launch_records(config)  # when each image was last launched, for the store's budget
         self.reconciled = await self._remove_orphans()
 
@@ -99,7 +103,9 @@ class SessionManager:
         orphans = [
             user.name
             for user in users
-            if not user.admin and (not user.servers or any(s.pending for s in user.servers.values()))
+            if not user.admin
+            and not user.pooled  # ServerPool's: it finds its own again
+            and (not user.servers or any(s.pending for s in user.servers.values()))
         ]
         for name in orphans:
             log.info("removing an orphaned launch user=%s", name)
@@ -146,6 +152,11 @@ class SessionManager:
 
     async def _admit_and_spawn(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         user, key = request.user, _run_key(request)
+        if self.config.pool.enabled and request.launch_key and not request.owner:
+            reattached = await self._from_pool("claimed", request)  # a reconnect of a launch a pool served
+            if reattached is not None:
+                yield reattached
+                return
         try:
             existing = await self._admit(request)
             if existing is not None:
@@ -176,6 +187,13 @@ class SessionManager:
             await asyncio.to_thread(self._launch_records.record, request.image)
         delivered = False  # the place is taken from here: admission counts it until release()
         try:
+            if self.config.pool.enabled and not request.owner:  # a pooled server is a temporary user's
+                pooled = await self._from_pool("claim", request)
+                if pooled is not None:
+                    delivered = True
+                    self.launches += 1
+                    yield pooled
+                    return
             if self._spawn_slots.locked():
                 yield progress("launching", "Waiting for other servers to start...")
             # At most BINDER_MAX_CONCURRENT_SPAWNS at once: a hub asked for a hundred spawns at the
@@ -228,6 +246,21 @@ class SessionManager:
             return None
         return owned.model_copy(update={"servers": {request.server: owned.servers[request.server]}})
 
+    async def _from_pool(self, method: str, request: LaunchRequest) -> BinderEvent | None:
+        """ServerPool's `claim` or `claimed` of this launch: a ready event, or None to start a server here.
+
+        A pool that cannot answer costs the launch its head start, never the launch.
+        """
+        try:
+            if self._pool is None:
+                self._pool = ray.get_actor("ServerPool", namespace=self.config.namespace)
+            if method == "claim":
+                return await self._pool.claim.remote(request, self.admission.sessions())
+            return await self._pool.claimed.remote(request)
+        except Exception as error:  # RayActorError, ValueError (not running), a hub error in the pool
+            log.warning("no pooled server for user=%s: %s", request.user, type(error).__name__)
+            return None
+
     async def _admit(self, request: LaunchRequest) -> HubUser | None:
         """Take a place for `request.user` under one lock, so no quota is ever over-admitted.
 
@@ -257,21 +290,11 @@ class SessionManager:
                     looked_up = True
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
-        resolved = request.resolved
         server_name = request.server or (server_name_for_launch() if self.config.named_servers else "")
         try:
             scopes = [server_scope(user, request.server)]  # a logged-in user's token opens that one server
             token = await self.hub.create_token(user, note="binder session", scopes=scopes)
-            options = BinderOptions(
-                image=request.image,
-                token=token,
-                repo_url=resolved.repo_url,
-                binder_ref_url=resolved.ref_url,
-                binder_launch_host=self.config.launch_host,
-                binder_request=request.binder_request,
-                binder_persistent_request=request.binder_persistent_request,
-                binder_launch_key=request.launch_key,
-            )
+            options = launch_options(request, token=token, launch_host=self.config.launch_host)
             yield progress("launching", "Launching server...")
             deadline = asyncio.get_running_loop().time() + self.config.launch_timeout
             await asyncio.wait_for(
@@ -371,8 +394,9 @@ class SessionManager:
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def list_sessions(self, owner: str | None = None) -> list[Session]:
-        """Every Binder session; with `owner` (a logged-in user), only theirs."""
-        users = await self._binder_users()
+        """Every Binder session; with `owner` (a logged-in user), only theirs. Pooled servers no launch has
+        claimed are not sessions (ServerPool's status shows them)."""
+        users = [user for user in await self._binder_users() if not user.waiting_in_pool]
         if owner is not None:
             users = [user for user in users if user.name == owner and not user.managed]
         return [s for user in users for s in user.sessions(self.hub.hub_url)]

@@ -117,7 +117,9 @@ def test_health_reports_the_hub_and_every_actor(base_url):
         "build_scheduler",
         "session_manager",
         "activity_monitor",
+        "server_pool",
     }
+    assert body["pool"]["enabled"] is False  # off by default (tests/integration/test_server_pool.py turns it on)
 
 
 def test_launch_page_opens_the_stream_and_knows_where_to_land(base_url, requirements_repo):

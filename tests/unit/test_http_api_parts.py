@@ -21,6 +21,7 @@ from binder_actors.models import (
     CullReport,
     HubHealth,
     ImageCacheStats,
+    PoolStatus,
     RegistryHealth,
     ResolverStats,
 )
@@ -169,6 +170,18 @@ def test_cluster_stats_are_exposed_and_left_out_when_an_actor_is_down():
     assert value(metrics, "binder_ref_cache_hits_total") == 7
     assert value(metrics, "binder_build_queue_length") == 5
     assert value(metrics, "binder_culled_sessions_total") is None
+    assert value(metrics, "binder_pool_hits_total") is None  # ServerPool not asked: left out
+
+
+def test_pool_stats_are_exposed():
+    metrics = BinderMetrics()
+    pool = PoolStatus(enabled=True, free={"a": 2, "b": 1}, starting={"a": 1}, hits=5, misses=2, claim_seconds_total=0.5)
+    metrics.cluster.update("x", "x", "x", "x", pool)
+    assert value(metrics, "binder_pool_hits_total") == 5
+    assert value(metrics, "binder_pool_misses_total") == 2
+    assert value(metrics, "binder_pool_claim_seconds_total") == 0.5
+    assert value(metrics, "binder_pool_free_servers") == 3
+    assert value(metrics, "binder_pool_starting_servers") == 1
 
 
 class Clock:
@@ -231,6 +244,7 @@ def handles(hub: Any, registry: Any, sessions: Any) -> Any:
         build_scheduler=Actor(),
         session_manager=Actor(health=hub, session_count=len(sessions)),
         activity_monitor=Actor(status=CullerStatus(culled_total=0, last_sweep=CullReport())),
+        server_pool=Actor(status=PoolStatus()),
     )
 
 
@@ -272,11 +286,19 @@ def test_health_checks_keep_binderhubs_shape_with_an_error_only_when_there_is_on
         "culled_total": 0,
         "last_sweep": {"checked": 0, "culled": [], "errors": 0, "finished": None},
     }
+    assert report["pool"]["enabled"] is False and report["pool"]["hits"] == 0
     down = HealthChecks(handles(HubHealth(ok=False, error="refused"), REGISTRY_UP, []), BinderConfig())
     assert {"service": "JupyterHub", "ok": False, "error": "refused"} in asyncio.run(down.report())["checks"]
 
 
-PROVIDER_ACTORS = {"ref_resolver", "image_cache", "build_scheduler", "session_manager", "activity_monitor"}
+PROVIDER_ACTORS = {
+    "ref_resolver",
+    "image_cache",
+    "build_scheduler",
+    "session_manager",
+    "activity_monitor",
+    "server_pool",
+}
 
 
 def js_to_python(regex: str) -> str:
