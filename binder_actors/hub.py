@@ -240,6 +240,37 @@ class HubClient:
         except httpx.HTTPError as error:
             raise HubUnavailable(f"JupyterHub at {self.hub_url} stopped answering ({type(error).__name__}).") from None
 
+    async def follow_spawn(self, user: str, server_name: str, deadline: float) -> AsyncIterator[str]:
+        """The messages of a spawn's progress until the server is ready, by `deadline` (the event loop's
+        clock): HubError if the spawn fails, TimeoutError if the deadline passes first."""
+        queue: asyncio.Queue[SpawnProgress | BaseException | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in self.progress(user, server_name):
+                    await queue.put(event)
+                await queue.put(None)
+            except BaseException as error:  # handed to the reader, who re-raises it
+                await queue.put(error)
+
+        task = asyncio.create_task(pump())
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                item = await asyncio.wait_for(queue.get(), max(remaining, 0.001))
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if item.failed:
+                    raise HubError(item.message or "The server failed to start.", 500)
+                if item.ready:
+                    return
+                if item.message:
+                    yield item.message
+        finally:
+            task.cancel()
+
     async def list_users(
         self, page_size: int = LIST_PAGE_SIZE, *, sort: str = "id", until: datetime | None = None
     ) -> list[HubUser]:

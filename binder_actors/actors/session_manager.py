@@ -21,9 +21,10 @@ from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError, HubUnavailable
-from binder_actors.hub_models import HubUser, SpawnProgress
+from binder_actors.hub_models import HubUser
 from binder_actors.hub_records import launch_options
 from binder_actors.image_budget import launch_records
+from binder_actors.launch_cleanup import FailedLaunchCleanup
 from binder_actors.logs import setup_logging
 from binder_actors.models import HubHealth, LaunchRequest, Session
 from binder_actors.names import server_name_for_launch, user_name_for_repo
@@ -37,9 +38,6 @@ from binder_actors.owned_sessions import (
 from binder_actors.policy import repo_quota
 
 log = logging.getLogger(__name__)
-
-REMOVE_RETRY_FIRST_SECONDS = 1.0
-REMOVE_RETRY_MAX_SECONDS = 30.0
 
 NOT_YOURS = "This launch id belongs to another launch: start a new launch (reload the page)."
 STILL_STOPPING = "Could not start a session: its last attempt is still stopping. Try again in a moment."
@@ -78,10 +76,9 @@ class SessionManager:
         )
         self._spawn_slots = asyncio.Semaphore(max(1, config.quotas.max_concurrent_spawns))
         self._runs: dict[str, tuple[str, Backlog[BinderEvent]]] = {}  # user -> (launch key, launch), while it runs
-        # (user, server) of failed launches the hub could not remove yet; server "" removes the temporary user,
-        # a server name only that server of a logged-in user.
-        self._to_remove: set[tuple[str, str]] = set()
-        self._remover: asyncio.Task[None] | None = None
+        self._cleanup = FailedLaunchCleanup(
+            self.hub, lambda user, server: (session_key(user, server) if server else user) in self._runs
+        )
         self.launches = 0
         self._pool: ActorHandle[Any] | None = None  # ServerPool, looked up at the first launch that asks it
         self._launch_records = launch_records(config)  # when each image was last launched, for the store's budget
@@ -300,8 +297,8 @@ class SessionManager:
             await asyncio.wait_for(
                 self.hub.start_server(user, server_name, options.model_dump()), self.config.launch_timeout
             )
-            async for event in self._follow_spawn(user, server_name, deadline):
-                yield event
+            async for message in self.hub.follow_spawn(user, server_name, deadline):
+                yield progress("launching", message)
             model = await self.hub.get_user(user)
             server = model.servers.get(server_name) if model else None
             if server is None or not server.ready:
@@ -323,74 +320,13 @@ class SessionManager:
         log.info("session ready user=%s image=%s", user, request.image)
         yield options.ready_event(self.hub.hub_url.rstrip("/") + server.url)
 
-    async def _follow_spawn(self, user: str, server_name: str, deadline: float) -> AsyncIterator[BinderEvent]:
-        """Relay the hub's spawn progress until the server is ready, within the launch timeout."""
-        queue: asyncio.Queue[SpawnProgress | BaseException | None] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in self.hub.progress(user, server_name):
-                    await queue.put(event)
-                await queue.put(None)
-            except BaseException as error:  # handed to the reader, who re-raises it
-                await queue.put(error)
-
-        task = asyncio.create_task(pump())
-        try:
-            while True:
-                remaining = deadline - asyncio.get_running_loop().time()
-                item = await asyncio.wait_for(queue.get(), max(remaining, 0.001))
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                if item.failed:
-                    raise HubError(item.message or "The server failed to start.", 500)
-                if item.ready:
-                    return
-                if item.message:
-                    yield progress("launching", item.message)
-        finally:
-            task.cancel()
-
-    async def _remove(self, user: str, server: str) -> None:
-        """Remove what a failed launch made: its temporary user (server ''), or that server of a logged-in user."""
-        if server:
-            await self.hub.remove_server(user, server)
-        else:
-            await self.hub.remove_user(user, made_here=True)
-
     async def _discard(self, request: LaunchRequest) -> None:
         """Remove a failed launch's user (a logged-in user's: only its server), its server stopped (pending or not).
 
         If the hub cannot do it now (it is down, restarting, or slow to stop the server), keep
         trying in the background until it can: a failed launch leaves nothing behind once the hub is back.
         """
-        made = (request.user, request.server if request.owner else "")
-        try:
-            await self._remove(*made)
-        except HubError as error:
-            log.warning(
-                "could not remove user=%s after a failed launch, retrying in the background: %s", request.user, error
-            )
-            self._to_remove.add(made)
-            if self._remover is None or self._remover.done():
-                self._remover = asyncio.create_task(self._remove_later())
-
-    async def _remove_later(self) -> None:
-        delay = REMOVE_RETRY_FIRST_SECONDS
-        while self._to_remove:
-            await asyncio.sleep(delay)
-            for user, server in list(self._to_remove):
-                if (session_key(user, server) if server else user) in self._runs:
-                    continue  # one launched again meanwhile finishes first
-                try:
-                    await self._remove(user, server)
-                except HubError:
-                    continue
-                self._to_remove.discard((user, server))
-                log.info("removed user=%s server=%s of a failed launch", user, server)
-            delay = min(delay * 2, REMOVE_RETRY_MAX_SECONDS)
+        await self._cleanup.remove(request.user, request.server if request.owner else "")
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def list_sessions(self, owner: str | None = None) -> list[Session]:
