@@ -174,16 +174,15 @@ class SessionManager:
         except HubError as error:
             yield failed(_could_not_start(error), error.status_code)
             return
-        if request.owner:
-            full = await self._named_server_limit_reached(request)
-            if full:
-                yield failed(full, 409)
-                return
         if self._launch_records is not None:
             # Before the spawn, so that a budget pass meanwhile sees the image as just used.
             await asyncio.to_thread(self._launch_records.record, request.image)
         delivered = False  # the place is taken from here: admission counts it until release()
         try:
+            full = await self._named_server_limit_reached(request) if request.owner else ""
+            if full:
+                yield failed(full, 409)
+                return
             if self.config.pool.enabled and not request.owner:  # a pooled server is a temporary user's
                 pooled = await self._from_pool("claim", request)
                 if pooled is not None:
@@ -218,7 +217,10 @@ class SessionManager:
         limit = self.config.auth.named_server_limit_per_user
         if not limit:
             return ""
-        model = await self.hub.get_user(request.user)
+        try:
+            model = await self.hub.get_user(request.user)
+        except HubError:
+            return ""  # the hub refuses a server beyond its limit itself
         named = [name for name in (model.servers if model else {}) if name and name != request.server]
         return named_server_limit_message(request.user, limit) if len(named) >= limit else ""
 
