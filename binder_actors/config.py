@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from binder_actors import config_checks
 from binder_actors.config_checks import ConfigError
+from binder_actors.config_features import PageSettings
 from binder_actors.config_groups import (
     FLAT_NAMES,
     FLAT_SETTINGS,
@@ -264,6 +265,7 @@ class BinderConfig(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
+    pages: PageSettings = Field(default_factory=PageSettings, description="The web pages' look, words and providers.")
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -394,6 +394,17 @@ FLAT_SETTINGS: dict[str, tuple[str, str]] = {
 FLAT_NAMES: dict[tuple[str, str], str] = {place: flat for flat, place in FLAT_SETTINGS.items()}
 
 
+def register_group(name: str, model: type[SettingsGroup]) -> None:
+    """Adds a group defined in another module (config_features) to GROUPS and the flat-name mappings."""
+    taken = {flat for flat in model.flat_names().values() if flat in FLAT_SETTINGS}
+    if name in GROUPS or taken:
+        raise ValueError(f"settings group {name!r} or its flat names {sorted(taken)} are already registered")
+    GROUPS[name] = model
+    for field, flat in model.flat_names().items():
+        FLAT_SETTINGS[flat] = (name, field)
+        FLAT_NAMES[(name, field)] = flat
+
+
 def fold_flat(values: Any) -> Any:
     """Flat settings (docker_network: x) moved into their group (docker: {network: x}); a flat one wins.
 
