@@ -166,8 +166,7 @@ class BinderIngress:
 
     @api.get("/api/repoproviders")
     async def repo_providers(self) -> JSONResponse:
-        offered = [p for p in repoproviders(self.config.providers) if self.config.pages.offers(p["id"])]
-        return JSONResponse(offered)
+        return JSONResponse(repoproviders(self.config.providers, self.config.pages))
 
     @api.get("/metrics")
     async def metrics(self) -> Response:

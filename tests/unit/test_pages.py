@@ -18,6 +18,7 @@ from serve_app.access import route_kind
 from serve_app.extra_static import extra_static_file
 from serve_app.landing import landing_providers
 from serve_app.pages import Pages
+from serve_app.repoproviders import repoproviders
 
 DEFAULT_PROVIDERS = ["gh", "gl", "gist", "git", "zenodo", "figshare", "hydroshare", "dataverse", "ckan", "swh"]
 
@@ -177,6 +178,8 @@ def test_the_landing_page_offers_only_the_enabled_providers_in_binderhub_order()
     assert pages.repo_providers == ["git", "gl", "zenodo"]
     offered = settings_json(Pages(pages).landing())["providers"]
     assert [p["id"] for p in offered] == ["gl", "git", "zenodo"]
+    assert [p["id"] for p in repoproviders(ProviderSettings(), pages)] == ["gl", "git", "zenodo"]
+    assert len(repoproviders(ProviderSettings(), PageSettings())) == len(DEFAULT_PROVIDERS)
 
 
 def test_the_badge_snippets_use_the_badge_base_url():
