@@ -19,7 +19,7 @@ from pydantic_settings import (
 
 from binder_actors import config_checks
 from binder_actors.config_checks import ConfigError
-from binder_actors.config_features import AuthSettings, CranSettings, PoolSettings
+from binder_actors.config_features import AuthSettings, CranSettings, PageSettings, PoolSettings
 from binder_actors.config_groups import (
     FLAT_NAMES,
     AccessSettings,
@@ -171,6 +171,7 @@ class BinderConfig(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authenticated mode: hub users log in.")
     cran: CranSettings = Field(default_factory=CranSettings, description="CRAN snapshots of R repositories.")
     pool: PoolSettings = Field(default_factory=PoolSettings, description="Servers started ahead of the clicks.")
+    pages: PageSettings = Field(default_factory=PageSettings, description="The web pages' look, words and providers.")
 
     def __init__(self, **values: Any) -> None:
         try:

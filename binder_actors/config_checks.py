@@ -14,6 +14,20 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+# BinderHub's provider classes, whose traitlets operators set per provider, by our prefix.
+BINDERHUB_PROVIDER_CLASSES = {
+    "GitHubRepoProvider": "gh",
+    "GistRepoProvider": "gist",
+    "GitLabRepoProvider": "gl",
+    "GitRepoProvider": "git",
+    "ZenodoProvider": "zenodo",
+    "FigshareProvider": "figshare",
+    "HydroshareProvider": "hydroshare",
+    "DataverseProvider": "dataverse",
+    "CKANProvider": "ckan",
+}
+
+
 # Pod spec tolerations (core/v1 Toleration): its fields and the values Kubernetes accepts.
 TOLERATION_FIELDS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
 TOLERATION_OPERATORS = frozenset({"Exists", "Equal"})

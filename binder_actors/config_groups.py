@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from binder_actors import config_checks
-from binder_actors.config_features import AuthSettings, CranSettings, PoolSettings
+from binder_actors.config_checks import BINDERHUB_PROVIDER_CLASSES
+from binder_actors.config_features import AuthSettings, CranSettings, PageSettings, PoolSettings
 from binder_actors.settings_group import SettingsGroup
 from binder_actors.settings_group import flat_name as _flat
 
@@ -35,20 +36,6 @@ class SpecConfig(BaseModel):
                 raise ValueError('spec_config\'s `config` must be a mapping such as {"quota": 10}')
             return {**{k: v for k, v in value.items() if k != "config"}, **inner}
         return value
-
-
-# BinderHub's provider classes, whose traitlets operators set per provider, by our prefix.
-BINDERHUB_PROVIDER_CLASSES = {
-    "GitHubRepoProvider": "gh",
-    "GistRepoProvider": "gist",
-    "GitLabRepoProvider": "gl",
-    "GitRepoProvider": "git",
-    "ZenodoProvider": "zenodo",
-    "FigshareProvider": "figshare",
-    "HydroshareProvider": "hydroshare",
-    "DataverseProvider": "dataverse",
-    "CKANProvider": "ckan",
-}
 
 
 class ProviderSpecRules(BaseModel):
@@ -364,6 +351,7 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "auth": AuthSettings,
     "cran": CranSettings,
     "pool": PoolSettings,
+    "pages": PageSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {

@@ -32,7 +32,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RATE_LIMIT_PERIOD = 3600  # BINDER_RATE_LIMIT counts launches per hour, as BinderHub's default period
 PRUNE_EVERY = 600.0
 API_PREFIXES = ("/api/", "/versions", "/health")
-PAGE_PREFIXES = ("/v2/", "/repo/")  # and "/" itself: what API-only mode does not serve
+PAGE_PREFIXES = ("/v2/", "/repo/")  # and "/" and "/about": what API-only mode does not serve
 
 
 def parse_networks(value: Mapping[str, str] | list[str]) -> list[tuple[IPNetwork, str]]:
@@ -245,7 +245,7 @@ def route_kind(path: str) -> str:
         return "versions"
     if path.startswith(API_PREFIXES):
         return "api"
-    if path == "/" or path.startswith(PAGE_PREFIXES):
+    if path in ("/", "/about") or path.startswith(PAGE_PREFIXES):
         return "page"
     return "other"
 

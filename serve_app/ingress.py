@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import unquote, urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from ray import serve
 from ray.exceptions import RayTaskError
 
@@ -22,10 +22,11 @@ from binder_actors.providers import InvalidSpec, ResolvedRef, parse_spec
 from serve_app.access import AccessControl, AccessPolicy, build_only_requested
 from serve_app.auth import LoginGate, LoginRequired, hub_user
 from serve_app.event_log import LaunchEventLog, request_origin
+from serve_app.extra_static import extra_static_file
 from serve_app.health import HealthChecks, ask
 from serve_app.launches import LaunchRegistry, new_launch_id, parse_last_event_id
 from serve_app.metrics import CONTENT_TYPE, BinderMetrics, repo_labels
-from serve_app.pages import error_page, launch_page, static_file
+from serve_app.pages import Pages, static_file
 from serve_app.paths import legacy_redirect, provider_and_spec
 from serve_app.repoproviders import repoproviders
 from serve_app.sse import SSE_HEADERS, Identified, event_stream
@@ -85,9 +86,13 @@ class BinderIngress:
         self.metrics = BinderMetrics()
         self.health_checks = HealthChecks(self.actors, self.config)
         self.event_log = LaunchEventLog(self.config.event_log, urlsplit(self.config.launch_host).netloc)
+        self.pages = Pages(self.config.pages, self.config.providers, self.config.base_path)
 
     def _check_spec(self, provider: str, spec: str) -> None:
         """Raise InvalidSpec for a spec no upstream could resolve, before any actor is asked."""
+        if not self.config.pages.offers(provider):
+            offered = ", ".join(self.config.pages.repo_providers)
+            raise InvalidSpec(f"This Binder does not launch {provider!r} links; it offers {offered}.")
         parse_spec(provider, spec, settings=self.config.providers, allow_local_repos=self.config.allow_local_repos)
 
     @api.get("/build/{provider}/{spec:path}")
@@ -150,16 +155,21 @@ class BinderIngress:
             query = request.query_params
             landing = redirect_path(query.get("urlpath"), query.get("labpath"), query.get("filepath"))
         except InvalidSpec as error:
-            return HTMLResponse(error_page(str(error)), status_code=400)
+            return HTMLResponse(self.pages.error(str(error)), status_code=400)
         depth = spec.count("/") + 2  # from /v2/<provider>/<spec> back to the app's root
         build_url = "../" * depth + f"build/{provider}/{spec}"
         token = self.access.page_token(f"{provider}/{spec}", request.headers)  # None unless BINDER_BUILD_TOKEN_SECRET
         settings = {"buildUrl": build_url + (f"?build_token={token}" if token else ""), "redirectPath": landing}
-        return HTMLResponse(launch_page(unquote(f"{provider}/{spec}"), settings))
+        return HTMLResponse(self.pages.launch(unquote(f"{provider}/{spec}"), settings))
 
     @api.get("/", response_class=HTMLResponse)
     async def home(self) -> HTMLResponse:
-        return HTMLResponse(static_file("index.html"))
+        return HTMLResponse(self.pages.landing())
+
+    @api.get("/about", response_class=HTMLResponse)
+    async def about(self) -> HTMLResponse:
+        """BinderHub's about page: the operator's about_message, and what runs here."""
+        return HTMLResponse(self.pages.about())
 
     @api.api_route("/health", methods=["GET", "HEAD"])  # load balancers ask with HEAD
     async def health(self) -> JSONResponse:
@@ -174,7 +184,7 @@ class BinderIngress:
 
     @api.get("/api/repoproviders")
     async def repo_providers(self) -> JSONResponse:
-        return JSONResponse(repoproviders(self.config.providers))
+        return JSONResponse(repoproviders(self.config.providers, self.config.pages))
 
     @api.get("/api/sessions")
     async def sessions(self, request: Request) -> JSONResponse:
@@ -226,6 +236,15 @@ class BinderIngress:
     async def legacy_repo(self, user: str, repo: str, path: str) -> RedirectResponse:
         """Links of the first Binder: /repo/<user>/<repo>[/path] opens that GitHub repository's master."""
         return RedirectResponse(legacy_redirect(self.config.base_path, user, repo, path), status_code=302)
+
+    @api.get("/{path:path}")  # last: only what no route above matched
+    async def extra_static(self, path: str) -> Response:
+        """The operator's extra static files (BinderHub's extra_static_path), under extra_static_url_prefix."""
+        pages = self.config.pages
+        found = extra_static_file(pages.extra_static_path, pages.extra_static_url_prefix, path)
+        if found is None:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return FileResponse(found, headers={"Cache-Control": "public, max-age=3600"})
 
 
 def build_app(config: BinderConfig | None = None) -> serve.Application:

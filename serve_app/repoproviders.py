@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from binder_actors.config import ProviderSettings
+from binder_actors.config_features import PageSettings
 from binder_actors.providers import PROVIDERS, RepoProvider
 
 # What the landing page shows in the repository field, and whether that part is url-escaped in the spec.
@@ -53,6 +54,7 @@ def display_config(provider: RepoProvider, settings: ProviderSettings) -> dict[s
     return config
 
 
-def repoproviders(settings: ProviderSettings) -> list[dict[str, Any]]:
-    """Every provider's display config, in the order the landing page lists them."""
-    return [display_config(provider, settings) for provider in PROVIDERS.values()]
+def repoproviders(settings: ProviderSettings, pages: PageSettings | None = None) -> list[dict[str, Any]]:
+    """The display config of every provider `pages` offers (all by default), in the order of PROVIDERS."""
+    offered = [provider for provider in PROVIDERS.values() if pages is None or pages.offers(provider.prefix)]
+    return [display_config(provider, settings) for provider in offered]

@@ -38,11 +38,12 @@ def test_landing_page_makes_a_link_with_badges_and_launches_it(base_url, git_ser
         wait_for(lambda: "analysis.ipynb" in page.evaluate("document.body.innerText"), 60, "the notebook's name")
 
 
-def test_a_pasted_github_url_becomes_its_binder_link(base_url):
+def test_a_pasted_github_url_becomes_its_binder_link(base_url, github):
+    # The stack's GitHub is the stand-in on 127.0.0.1: the page knows links of the configured host.
     with chromium_page() as page:
         page.goto(base_url)
         wait_for(lambda: page.evaluate("document.readyState") == "complete", 30, "the landing page")
-        page.type("#repo", "https://github.com/binder-examples/requirements/blob/main/notebooks/index.ipynb")
+        page.type("#repo", f"{github.url}/binder-examples/requirements/blob/main/notebooks/index.ipynb")
         page.evaluate("document.getElementById('repo').dispatchEvent(new Event('change', {bubbles: true}))")
         assert page.text("#provider") == "gh"
         assert page.text("#ref") == "main"

@@ -211,6 +211,7 @@ def test_launch_page_build_token_skips_the_rate_limit(limited_url, git_server):
 def test_api_only_mode_serves_build_only_and_no_pages(api_only_url, requirements_repo):
     repo_url, _ = requirements_repo
     assert httpx.get(api_only_url, timeout=30).status_code == 404
+    assert httpx.get(api_only_url + "about", timeout=30).status_code == 404
     assert httpx.get(api_only_url + f"v2/git/{quote(repo_url, safe='')}/HEAD", timeout=30).status_code == 404
     events = read_events(api_only_url, f"build/git/{git_spec(repo_url, 'HEAD')}?build_only=true")
     assert [e["phase"] for e in events[-2:]] == ["built", "ready"], events[-2:]  # BinderHub's build_only ending

@@ -45,6 +45,9 @@ CASES = [
     ("build_token_check_origin", "access", "build_token_check_origin", False),
     ("cull_every", "culling", "every", 3600),
     ("session_idle_timeout", "culling", "session_idle_timeout", 0),
+    ("banner_message", "pages", "banner_message", "<b>Maintenance</b> at 18:00"),
+    ("extra_footer_scripts", "pages", "extra_footer_scripts", {"analytics": "console.log(1)"}),
+    ("repo_providers", "pages", "repo_providers", ["gh", "git"]),
 ]
 IDS = [case[0] for case in CASES]
 

@@ -29,7 +29,7 @@ from binder_actors.providers import PROVIDERS
 from serve_app.health import AtMostEvery, HealthChecks
 from serve_app.launches import parse_last_event_id
 from serve_app.metrics import BinderMetrics, repo_labels
-from serve_app.pages import error_page, launch_page
+from serve_app.pages import Pages
 from serve_app.paths import legacy_redirect, route_prefix
 from serve_app.repoproviders import detect_regex, repoproviders
 
@@ -422,11 +422,11 @@ def script_json(page: str, element_id: str) -> Any:
 )
 def test_launch_page_settings_reach_the_script_unchanged(redirect):
     settings = {"buildUrl": "../../../build/git/x/HEAD?build_token=a.b&c", "redirectPath": redirect}
-    page = launch_page("git/x/HEAD", settings)
+    page = Pages().launch("git/x/HEAD", settings)
     assert script_json(page, "binder-settings") == settings
     assert page.count("</script") == 2  # the settings element's and the script's own: nothing closes one early
 
 
 def test_launch_and_error_pages_show_the_spec_and_message_as_text():
-    assert "<title>Binder: starting git/&lt;b&gt;x&amp;y/HEAD</title>" in launch_page("git/<b>x&y/HEAD", {})
-    assert '<p class="error">ref &#39;&lt;main&gt;&#39; not found</p>' in error_page("ref '<main>' not found")
+    assert "<title>Binder: starting git/&lt;b&gt;x&amp;y/HEAD</title>" in Pages().launch("git/<b>x&y/HEAD", {})
+    assert '<p class="error">ref &#39;&lt;main&gt;&#39; not found</p>' in Pages().error("ref '<main>' not found")
