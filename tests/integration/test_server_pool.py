@@ -229,3 +229,45 @@ def test_a_new_commit_of_a_pooled_repository_drains_the_old_images_servers(
         "the old image's servers to go and the new one's to start",
     )
     pool.stop_all()
+
+
+def test_session_manager_killed_while_pooled_launches_claim_hands_no_server_to_two_launches(
+    pool: PoolStack, git_server: GitServer
+) -> None:
+    image = warm(pool, git_server)
+    launch_ids = [uuid.uuid4().hex for _ in range(POOL_SIZE)]
+    spec = git_spec(git_server.url(POOLED), "main")
+
+    async def launches_with_a_kill() -> list[list[BinderEvent]]:
+        async def one(launch_id: str) -> list[BinderEvent]:
+            return [e async for e in launch_events(pool.actors, "git", spec, launch_id=launch_id)]
+
+        running = [asyncio.create_task(one(launch_id)) for launch_id in launch_ids]
+        await asyncio.sleep(0)  # the launches are on their way: SessionManager dies under their claims
+        ray.kill(pool.actors.session_manager, no_restart=False)  # Ray starts it again
+        return await asyncio.gather(*running)
+
+    first = asyncio.run(launches_with_a_kill())
+    for events in first:  # each launch ends: ready, or asked to retry (never a hang, never a 500)
+        assert events[-1].phase in ("ready", "failed"), events[-1]
+        if events[-1].phase == "failed":
+            assert "retry" in (events[-1].message or ""), events[-1]
+    # Every launch id asked again (what Last-Event-ID or a reload does) gets a server of its own,
+    # the same one it was given before the kill if it was given one.
+    again = [ready_of(pool.launch(git_server.url(POOLED), launch_id=launch_id)) for launch_id in launch_ids]
+    for before, after in zip(first, again, strict=True):
+        if before[-1].phase == "ready":
+            assert after.url == before[-1].url
+    assert len({ready.url for ready in again}) == len(launch_ids)
+    for ready in again:
+        assert run_in_kernel(ready.url, ready.token, "print('mine')").strip() == "mine"
+    # The hub's record: no pooled user claimed twice, no claim on two users.
+    claims: dict[str, list[str]] = {}
+    for user in pool.users():
+        marks = [group for group in user.groups if group.startswith("binder-actors-claim-")]
+        assert len(marks) <= 1, (user.name, marks)
+        for mark in marks:
+            claims.setdefault(mark, []).append(user.name)
+    assert all(len(users) == 1 for users in claims.values()), claims
+    pool.stop_all()
+    wait_for(lambda: len(pool.free_of(image)) >= POOL_SIZE, REFILL_SECONDS, "the pool to fill again")
