@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import httpx
+from jupyterhub import __version__ as jupyterhub_version
 from tornado import web
 
 log = logging.getLogger("bench.loopback_server")
@@ -126,6 +127,7 @@ class ServerHandler(web.RequestHandler):
         if session is None:
             raise web.HTTPError(404)
         self.set_header("Content-Type", "application/json")
+        self.set_header("X-JupyterHub-Version", jupyterhub_version)  # as jupyterhub-singleuser, so the hub checks it
         if self.request.path.endswith("/api/status"):
             self.write({"started": session.started, "last_activity": session.started, "connections": 0, "kernels": 0})
         elif self.request.path.endswith("/api"):
