@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from binder_actors.hub import HubUser
+from binder_actors.hub_models import HubUser
+from binder_actors.owned_sessions import session_repos
 
 LIST_EVERY_SECONDS = 5.0
 LIST_INTERVAL_PER_LIST_SECOND = 10.0  # a list that takes 1 s is asked for at most every 10 s
@@ -136,8 +137,9 @@ class Admission:
         self._listed_at = asked
         self._listed_done = self.clock()
         self._list_seconds = max(0.0, self._listed_done - asked)
-        self._listed_users = {user.name for user in users}
-        self._listed = {user.name: s.user_options.repo_url for user in users for s in user.servers.values()}
+        # A temporary user counts once by its name; a logged-in user once per Binder server (user/server).
+        self._listed = {key: repo for user in users for key, repo in session_repos(user).items()}
+        self._listed_users = {user.name for user in users if user.managed} | self._listed.keys()
         # Sessions delivered while the list was on its way may be missing from it: keep counting them.
         self._since_listed = {user: made for user, made in self._since_listed.items() if made[1] >= asked}
 

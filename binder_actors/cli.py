@@ -46,7 +46,7 @@ PHASES = ("waiting", "fetching", "building", "launching")
 def _client(args: argparse.Namespace):  # -> BinderClient; imported late: Ray is slow to import
     from binder_actors.client import BinderClient
 
-    return BinderClient.connect(address=args.address, namespace=BinderConfig().namespace)
+    return BinderClient.connect(address=args.address, namespace=BinderConfig().namespace, token=args.token)
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -105,10 +105,11 @@ def _sessions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.model_dump(mode="json") for s in sessions], indent=2))
         return 0
-    table = Table("user", "repository", "image", "started", "last activity", "url")
+    table = Table("user", "server", "repository", "image", "started", "last activity", "url")
     for session in sessions:
         table.add_row(
             session.user,
+            session.server,
             session.repo_url,
             session.image.split(":")[0],
             str(session.started or ""),
@@ -122,7 +123,7 @@ def _sessions(args: argparse.Namespace) -> int:
 def _stop(args: argparse.Namespace) -> int:
     try:
         _client(args).stop(args.user)
-    except HubError as error:  # e.g. its server is still stopping: say so, no traceback
+    except (HubError, PermissionError) as error:  # e.g. its server is still stopping: say so, no traceback
         print(f"could not stop {args.user}: {error}", file=sys.stderr)
         return 1
     print(f"stopped {args.user}")
@@ -246,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--address", default="auto", help="Ray address of binder-actors (default: the local one)")
         command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument(
+            "--token",
+            help="authenticated mode: a hub user's API token, to act as that user (default $JUPYTERHUB_API_TOKEN)",
+        )
         command.set_defaults(run=run)
         return command
 
@@ -254,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     launch_cmd.add_argument("--open", action="store_true", help="open the session in a browser")
     client_command("sessions", _sessions, "list the running sessions")
     stop_cmd = client_command("stop", _stop, "stop a session and delete its temporary user")
-    stop_cmd.add_argument("user", help="the session's user (see `sessions`)")
+    stop_cmd.add_argument("user", help="the session's user (see `sessions`); with --token, the session's server")
     cull_cmd = client_command("cull", _cull, "run one culling sweep now")
     cull_cmd.add_argument("--dry-run", action="store_true", help="only say who would be culled")
     cull_cmd.add_argument("--timeout", type=float, help="idle seconds (default BINDER_CULL_TIMEOUT)")
@@ -279,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigError as error:  # a setting that cannot work: say which, without a traceback
+        print(f"binder-actors: {error}", file=sys.stderr)
+        return 2
+    except PermissionError as error:  # the hub refused --token
         print(f"binder-actors: {error}", file=sys.stderr)
         return 2
 

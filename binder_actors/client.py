@@ -11,6 +11,7 @@ the flow the HTTP ingress streams, so both yield the same `BinderEvent` models, 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
@@ -46,6 +47,7 @@ class LaunchedSession(BaseModel):
     user: str
     url: str
     token: str
+    server: str = ""  # a logged-in user's named server (authenticated mode)
     image: str
     repo_url: str
     binder_ref_url: str
@@ -65,8 +67,10 @@ class LaunchedSession(BaseModel):
     @classmethod
     def from_ready(cls, event: BinderEvent, redirect_path: str) -> LaunchedSession:
         assert event.url and event.token
+        user, _, server = event.url.split("/user/", 1)[1].strip("/").partition("/")
         return cls(
-            user=event.url.split("/user/", 1)[1].split("/", 1)[0],
+            user=user,
+            server=server,
             url=event.url,
             token=event.token,
             image=event.image or "",
@@ -117,15 +121,23 @@ class BinderClient:
 
     `link` is anything a Binder link can be: `https://host/v2/<provider>/<spec>?labpath=...`,
     or `<provider>/<spec>`. Errors are the messages the HTTP stream sends in `failed` events.
+
+    `owner`: in authenticated mode, the hub user this client acts as (see `connect`'s token): launches
+    start that user's named servers, and sessions and stop see only theirs.
     """
 
-    def __init__(self, handles: ActorHandles, image_prefix: str = "") -> None:
+    def __init__(self, handles: ActorHandles, image_prefix: str = "", owner: str = "") -> None:
         self.handles = handles
         self.image_prefix = image_prefix
+        self.owner = owner
 
     @classmethod
-    def connect(cls, address: str | None = "auto", namespace: str = "binder") -> BinderClient:
-        """Join a running binder-actors: the local one, `ray://host:10001`, or from inside the cluster."""
+    def connect(cls, address: str | None = "auto", namespace: str = "binder", token: str | None = None) -> BinderClient:
+        """Join a running binder-actors: the local one, `ray://host:10001`, or from inside the cluster.
+
+        `token` (default: $JUPYTERHUB_API_TOKEN) is a hub user's API token: in authenticated mode the
+        client acts as that user; PermissionError if the hub refuses it. With auth off it is not used.
+        """
         if not ray.is_initialized():
             try:
                 ray.init(address=address, namespace=namespace, log_to_driver=False)
@@ -141,12 +153,19 @@ class BinderClient:
                 f"Ray is running but binder-actors' actors are not (namespace {namespace!r}): "
                 "start them with `make serve` (or `binder-actors serve`)."
             ) from None
-        return cls(handles, ray.get(handles.image_cache.image_prefix.remote()))
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "") if token is None else token
+        owner = ray.get(handles.session_manager.user_of_token.remote(token)) if token else ""
+        if owner is None:
+            raise PermissionError("JupyterHub does not accept this API token (--token or $JUPYTERHUB_API_TOKEN).")
+        return cls(handles, ray.get(handles.image_cache.image_prefix.remote()), owner)
 
     async def alaunch(self, link: str) -> AsyncIterator[BinderEvent | LaunchedSession]:
         """The launch's events, as the HTTP stream sends them, then the LaunchedSession if it is ready."""
         parsed = parse_binder_url(link, allow_local_repos=True)  # the service's config decides
-        async for event in launch_events(self.handles, parsed.provider, parsed.spec, image_prefix=self.image_prefix):
+        launch = launch_events(
+            self.handles, parsed.provider, parsed.spec, image_prefix=self.image_prefix, owner=self.owner
+        )
+        async for event in launch:
             yield event
             if event.phase == "ready":
                 yield LaunchedSession.from_ready(event, parsed.redirect_path)
@@ -189,13 +208,22 @@ class BinderClient:
             raise error.cause from None
 
     def sessions(self) -> list[Session]:
-        return ray.get(self.handles.session_manager.list_sessions.remote())
+        """Every session; a client acting as a logged-in user sees only theirs."""
+        return ray.get(self.handles.session_manager.list_sessions.remote(self.owner or None))
 
     def stop(self, session: Session | LaunchedSession | str) -> None:
-        """Stop a session (or the session of a user name) and delete its temporary user."""
-        user = session if isinstance(session, str) else session.user
+        """Stop a session (or the session of a user name) and delete its temporary user.
+
+        A client acting as a logged-in user stops one of their servers (a session, or its server name).
+        """
+        if self.owner:
+            server = session if isinstance(session, str) else session.server
+            user, stop = self.owner, self.handles.session_manager.stop.remote(self.owner, server, owner=self.owner)
+        else:
+            user = session if isinstance(session, str) else session.user
+            stop = self.handles.session_manager.stop.remote(user)
         try:
-            ray.get(self.handles.session_manager.stop.remote(user))
+            ray.get(stop)
         except RayTaskError as error:  # the hub's refusal (HubError), with its message
             raise error.cause from None
 

@@ -5,31 +5,23 @@ hub through `config_environment`), so every part of one deployment agrees.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from types import UnionType
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
 from pydantic_core import to_json
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
-    SecretsSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from binder_actors import config_checks
 from binder_actors.config_checks import ConfigError
+from binder_actors.config_features import AuthSettings, CranSettings
 from binder_actors.config_groups import (
     FLAT_NAMES,
-    FLAT_SETTINGS,
-    GROUPS,
     AccessSettings,
     CondaSettings,
     CullingSettings,
@@ -39,6 +31,15 @@ from binder_actors.config_groups import (
     RegistrySettings,
     SpecConfig,
     fold_flat,
+)
+from binder_actors.config_sources import (
+    REMOVED_SETTINGS,
+    FoldedSource,
+    GroupEnvSource,
+    GroupSecretsSource,
+    YamlFileSource,
+    flat_env_source,
+    flat_secrets_source,
 )
 
 __all__ = ["BinderConfig", "ConfigError", "ProviderSettings", "SpecConfig", "config_environment"]
@@ -53,16 +54,6 @@ FILE_SOURCES = ("BINDER_CONFIG_FILE", "BINDER_SECRETS_DIR")
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "binder-actors"
-
-
-class _YamlFileSource(YamlConfigSettingsSource):
-    """pydantic-settings' YAML source, refusing a file that is not a mapping of setting: value."""
-
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
-        content = super()._read_file(file_path)
-        if not isinstance(content, dict):
-            raise ConfigError(f"BINDER_CONFIG_FILE: {file_path} must hold a mapping of setting: value")
-        return content
 
 
 class ProviderSettings(BaseModel):
@@ -90,93 +81,6 @@ class ProviderSettings(BaseModel):
     head_fallback: bool = Field(
         True, description="Retry a `master` or `main` ref that no longer exists with HEAD (BinderHub's fallback)."
     )
-
-
-class FlatSettingsSource(PydanticBaseSettingsSource):
-    """Group settings read by their flat names, from env vars (BINDER_DOCKER_NETWORK) or secret files
-    (docker_network), as pydantic-settings reads a top-level one: lists and mappings are JSON.
-    """
-
-    def __init__(
-        self, settings_cls: type[BaseSettings], read: Callable[[str], str | None], where: Callable[[str], str]
-    ) -> None:
-        super().__init__(settings_cls)
-        self._read = read
-        self._where = where  # where a flat setting was read, for an error: its env var or its file
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ reads the flat names itself
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, dict[str, Any]] = {}
-        for flat, (group, name) in FLAT_SETTINGS.items():
-            raw = self._read(flat)
-            if raw is None:
-                continue
-            field = GROUPS[group].model_fields[name]
-            value: Any = raw
-            if get_origin(field.annotation) in (list, dict, UnionType):  # lists, mappings, list | dict
-                try:
-                    value = json.loads(raw)
-                except ValueError:
-                    raise ConfigError(
-                        f"{self._where(flat)}: not JSON; lists and mappings are written as JSON"
-                    ) from None
-            values.setdefault(group, {})[name] = value
-        return values
-
-
-def flat_env_source(settings_cls: type[BaseSettings]) -> FlatSettingsSource:
-    """BINDER_<FLAT NAME> env vars (case-insensitive, as pydantic-settings reads env vars)."""
-    environ = {name.upper(): value for name, value in os.environ.items() if name.upper().startswith("BINDER_")}
-    return FlatSettingsSource(
-        settings_cls, lambda flat: environ.get(f"BINDER_{flat.upper()}"), lambda flat: f"BINDER_{flat.upper()}"
-    )
-
-
-def flat_secrets_source(settings_cls: type[BaseSettings], folder: Path) -> FlatSettingsSource:
-    """One file per setting in `folder`, named by its flat name (registry_password)."""
-
-    def read(flat: str) -> str | None:
-        path = folder / flat
-        return path.read_text().strip() if path.is_file() else None
-
-    return FlatSettingsSource(settings_cls, read, lambda flat: str(folder / flat))
-
-
-class _FlatKindLeftAlone:
-    """An env or secrets source leaving BINDER_REGISTRY=oci (the flat registry kind, read by the flat source)
-    alone instead of failing to read it as the JSON of the whole registry group.
-    """
-
-    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
-        if field_name in GROUPS and isinstance(value, str) and not value.lstrip().startswith("{"):
-            value = None  # only BINDER_REGISTRY__URL-style variables then make up the group
-        return super().prepare_field_value(field_name, field, value, value_is_complex)  # type: ignore[misc]
-
-
-class GroupEnvSource(_FlatKindLeftAlone, EnvSettingsSource):
-    """pydantic-settings' env source (BINDER_PORT, BINDER_DOCKER__NETWORK), flat group names left to the flat one."""
-
-
-class GroupSecretsSource(_FlatKindLeftAlone, SecretsSettingsSource):
-    """pydantic-settings' secret files (hub_api_token), flat group names left to the flat one."""
-
-
-class FoldedSource(PydanticBaseSettingsSource):
-    """Another source (arguments, the YAML file) with its flat settings moved into their groups, so a
-    source's precedence holds whichever form it used.
-    """
-
-    def __init__(self, source: PydanticBaseSettingsSource) -> None:
-        super().__init__(source.settings_cls)
-        self._source = source
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ asks the wrapped source
-
-    def __call__(self) -> dict[str, Any]:
-        return fold_flat(self._source())
 
 
 class BinderConfig(BaseSettings):
@@ -264,6 +168,8 @@ class BinderConfig(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings, description="Who may launch, from where.")
     culling: CullingSettings = Field(default_factory=CullingSettings, description="When servers go.")
     conda: CondaSettings = Field(default_factory=CondaSettings, description="Conda channels of environment.yml.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Authenticated mode: hub users log in.")
+    cran: CranSettings = Field(default_factory=CranSettings, description="CRAN snapshots of R repositories.")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -274,6 +180,9 @@ class BinderConfig(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _fold_flat_settings(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for removed in REMOVED_SETTINGS.keys() & values.keys():
+                raise ValueError(f"{removed}: {REMOVED_SETTINGS[removed]}")
         return fold_flat(values)
 
     @field_validator("hub_url")
@@ -313,6 +222,14 @@ class BinderConfig(BaseSettings):
         # could never find one, so builder=docker means registry=docker unless a registry is named.
         if self.builder == "docker" and "kind" not in self.registry.model_fields_set:
             self.registry.kind = "docker"
+        return self
+
+    @model_validator(mode="after")
+    def _auth_has_named_servers(self) -> BinderConfig:
+        if self.auth.named_server_limit_per_user and not self.auth.enabled:
+            raise ValueError(
+                "BINDER_AUTH_NAMED_SERVER_LIMIT_PER_USER counts logged-in users' servers: set BINDER_AUTH_ENABLED=true"
+            )
         return self
 
     @model_validator(mode="after")
@@ -376,7 +293,7 @@ class BinderConfig(BaseSettings):
         if config_file:
             if not Path(config_file).is_file():
                 raise ConfigError(f"BINDER_CONFIG_FILE: {config_file} is not a file")
-            sources.append(FoldedSource(_YamlFileSource(settings_cls, yaml_file=config_file)))
+            sources.append(FoldedSource(YamlFileSource(settings_cls, yaml_file=config_file)))
         return tuple(sources)
 
 

@@ -9,6 +9,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from binder_actors import config_checks
+from binder_actors.config_features import AuthSettings, CranSettings
+from binder_actors.settings_group import SettingsGroup
+from binder_actors.settings_group import flat_name as _flat
 
 
 class SpecConfig(BaseModel):
@@ -63,31 +66,6 @@ class ProviderSpecRules(BaseModel):
         config_checks.patterns([*self.banned_specs, *self.allowed_specs, *self.high_quota_specs])
         config_checks.patterns(override.pattern for override in self.spec_config)
         return self
-
-
-def _flat(name: str) -> Any:
-    """Marks a group field whose flat name is not the group's prefix + its name (json_schema_extra)."""
-    return {"flat": name}
-
-
-class SettingsGroup(BaseModel):
-    """Settings that belong together; each was a flat setting `flat_prefix + name` (or its `flat` mark).
-
-    The flat names (BINDER_DOCKER_NETWORK, YAML docker_network, BinderConfig(docker_network=...)) are the
-    ones users write; `FLAT_SETTINGS` is derived from these models, so no list of names is kept by hand.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    flat_prefix: ClassVar[str] = ""
-
-    @classmethod
-    def flat_names(cls) -> dict[str, str]:
-        """{field: its flat setting name}."""
-        names = {}
-        for name, field in cls.model_fields.items():
-            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-            names[name] = str(extra.get("flat", cls.flat_prefix + name))
-        return names
 
 
 class RegistrySettings(SettingsGroup):
@@ -158,9 +136,6 @@ class DockerSettings(SettingsGroup):
     )
     base_python: str = Field(
         "3.11", description="The Python (X.Y) of docker_base_image; repositories asking for another one fail."
-    )
-    use_repo2docker: bool = Field(
-        False, description="Build with `jupyter-repo2docker --no-run` (it must be installed) instead of our Dockerfile."
     )
     network: str = Field(
         "binder-actors", description="Docker network of the session containers; the embedded hub listens on its gateway"
@@ -386,6 +361,8 @@ GROUPS: dict[str, type[SettingsGroup]] = {
     "access": AccessSettings,
     "culling": CullingSettings,
     "conda": CondaSettings,
+    "auth": AuthSettings,
+    "cran": CranSettings,
 }
 # {flat name: (group, field)} and back: the names users write, and where each setting lives now.
 FLAT_SETTINGS: dict[str, tuple[str, str]] = {

@@ -1,4 +1,4 @@
-"""JupyterHub REST API client (async httpx) and the typed models of what the hub answers.
+"""JupyterHub REST API client (async httpx); the typed models of what the hub answers are in hub_models.py.
 
 Only SessionManager, ActivityMonitor and the embedded stack's shutdown talk to the hub, always through
 this client. The API token travels in a header and never appears in a message, log line or exception.
@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from binder_actors.events import BinderEvent
-from binder_actors.models import Session
+from binder_actors.hub_models import MANAGED_GROUP, HubUser, SpawnProgress
 from binder_actors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -34,130 +33,6 @@ STOP_POLL_SECONDS = 0.2
 # Users a page of the hub's list holds; the hub's api_page_max_limit must be at least this
 # (the embedded hub and cluster/jupyterhub/values.yaml set it), else the hub answers smaller pages.
 LIST_PAGE_SIZE = 1000
-# The hub group every user binder-actors creates joins. It stops, deletes and culls only its members,
-# so on a hub shared with real users (BINDER_HUB_URL) theirs are never touched.
-MANAGED_GROUP = "binder-actors"
-
-
-class _HubModel(BaseModel):
-    """Lenient: fields the hub adds are ignored, and a missing or null optional field takes its default."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _null_is_default(cls, value: Any, info: Any) -> Any:
-        if value is None and info.field_name:
-            field = cls.model_fields[info.field_name]
-            if not field.is_required() and field.default is not None:
-                return field.get_default(call_default_factory=True)
-        return value
-
-
-class BinderOptions(_HubModel):
-    """The Binder fields of a server's user_options: what SessionManager started it with.
-
-    Servers binder-actors did not start may hold anything under these names: what is not text is
-    read as absent, so one odd user on a shared hub cannot break admission or the culler.
-    """
-
-    image: str = ""
-    token: str = Field("", repr=False)
-    repo_url: str = ""
-    binder_ref_url: str = ""
-    binder_launch_host: str = ""
-    binder_request: str = ""
-    binder_persistent_request: str = ""
-    binder_launch_key: str = Field("", repr=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _text_only(cls, value: Any) -> Any:
-        return value if isinstance(value, str) else ""
-
-    def ready_event(self, url: str) -> BinderEvent:
-        """BinderHub's ready event of a server at `url` started with these options."""
-        return BinderEvent(
-            phase="ready",
-            message=f"server running at {url}\n",
-            url=url,
-            token=self.token,
-            image=self.image,
-            repo_url=self.repo_url,
-            binder_ref_url=self.binder_ref_url,
-            binder_launch_host=self.binder_launch_host,
-            binder_request=self.binder_request,
-            binder_persistent_request=self.binder_persistent_request,
-        )
-
-
-class HubServer(_HubModel):
-    """One server of a hub user (the hub's server model)."""
-
-    name: str = ""
-    ready: bool = False
-    pending: str | None = None  # "spawn" or "stop" while the hub is doing it
-    url: str = ""
-    started: datetime | None = None
-    last_activity: datetime | None = None
-    user_options: BinderOptions = Field(default_factory=BinderOptions)
-
-    def ready_event(self, hub_url: str) -> BinderEvent | None:
-        """The ready event of this server if it is a ready Binder session, else None."""
-        if not self.ready or self.pending or not self.user_options.token:
-            return None
-        return self.user_options.ready_event(hub_url.rstrip("/") + self.url)
-
-
-class HubUser(_HubModel):
-    """A hub user (the hub's user model); a Binder session is a temporary user with a server."""
-
-    name: str
-    admin: bool = False
-    created: datetime | None = None
-    last_activity: datetime | None = None  # the latest of its servers' activity and its own
-    groups: list[str] = []
-    servers: dict[str, HubServer] = {}
-
-    @property
-    def managed(self) -> bool:
-        """Whether binder-actors created it (it is in MANAGED_GROUP), so it may stop or delete it."""
-        return MANAGED_GROUP in self.groups
-
-    @property
-    def launch_key(self) -> str:
-        """The launch key its server was started with ('' if none)."""
-        return next((s.user_options.binder_launch_key for s in self.servers.values()), "")
-
-    def ready_event(self, hub_url: str) -> BinderEvent | None:
-        """The ready event of its ready server, or None if it has none."""
-        return next((e for s in self.servers.values() if (e := s.ready_event(hub_url))), None)
-
-    def sessions(self, hub_url: str) -> list[Session]:
-        """Its sessions, one per server."""
-        return [
-            Session(
-                user=self.name,
-                server=server_name,
-                repo_url=server.user_options.repo_url,
-                image=server.user_options.image,
-                url=hub_url.rstrip("/") + server.url,
-                ready=server.ready,
-                started=server.started,
-                last_activity=server.last_activity,
-            )
-            for server_name, server in self.servers.items()
-        ]
-
-
-class SpawnProgress(_HubModel):
-    """One event of the hub's spawn progress stream."""
-
-    progress: float | None = None
-    message: str = ""
-    ready: bool = False
-    failed: bool = False
-    url: str | None = None
 
 
 class HubError(Exception):
@@ -166,6 +41,17 @@ class HubError(Exception):
     def __init__(self, message: str, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses Ray (an actor's error reaches its caller) whatever its subclass's __init__ takes.
+        return _rebuilt_hub_error, (type(self), str(self), self.status_code)
+
+
+def _rebuilt_hub_error(kind: type[HubError], message: str, status_code: int) -> HubError:
+    error = Exception.__new__(kind)
+    Exception.__init__(error, message)
+    error.status_code = status_code
+    return error
 
 
 class HubUnavailable(HubError):
@@ -300,6 +186,43 @@ class HubClient:
 
     async def stop_server(self, user: str, server_name: str = "") -> None:
         await self.request("DELETE", _server_path(user, server_name), ok=(202, 204, 400, 404))
+
+    async def remove_server(self, user: str, server_name: str) -> None:
+        """Stop a named server and delete it, so it no longer counts against the user's limit; the user stays."""
+        await self.request("DELETE", _server_path(user, server_name), body={"remove": True}, ok=(202, 204, 404))
+
+    async def user_of_token(self, token: str) -> str | None:
+        """The name of the hub user `token` (an API or OAuth token) belongs to; None if the hub refuses it
+        or it is not a user's (a service's)."""
+        try:
+            model = await self.request("GET", "user", headers={"Authorization": f"token {token}"})
+        except HubError as error:
+            if error.status_code in (401, 403):
+                return None
+            raise
+        if not isinstance(model, dict) or model.get("kind", "user") != "user" or not model.get("name"):
+            return None
+        return str(model["name"])
+
+    async def oauth_token(self, code: str, client_id: str, client_secret: str, redirect_uri: str) -> str:
+        """The access token the hub gives an OAuth client (a service) for the authorization `code` of a login."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uri": redirect_uri,
+        }
+        try:
+            response = await self._client.post("oauth2/token", data=form)
+        except httpx.TransportError as error:
+            raise HubUnavailable(f"JupyterHub at {self.hub_url} cannot be reached ({type(error).__name__}).") from None
+        if response.status_code != 200:
+            raise HubError(_error_message(response), response.status_code)
+        token = response.json().get("access_token") if "json" in response.headers.get("content-type", "") else None
+        if not isinstance(token, str) or not token:
+            raise HubError("JupyterHub answered the code without an access token", 502)
+        return token
 
     async def progress(self, user: str, server_name: str = "") -> AsyncIterator[SpawnProgress]:
         """The spawn's progress events (the hub's own event stream), until it ends."""

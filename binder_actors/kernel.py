@@ -17,13 +17,15 @@ class KernelError(Exception):
     """The code raised in the kernel; the message is the kernel's `ename: evalue`."""
 
 
-def run_code(server_url: str, token: str, code: str, timeout: float = 120) -> str:
+def run_code(server_url: str, token: str, code: str, timeout: float = 120, kernel_name: str | None = None) -> str:
     """Start a kernel, run `code`, return what it printed; the kernel is shut down afterwards.
 
-    The kernel is the server's default one, as a new notebook's: the image's Python 2.7 kernel, for example.
+    The kernel is `kernel_name` (`ir`: an R notebook's), else the server's default one, as a new notebook's:
+    the image's Python 2.7 kernel, for example.
     """
     headers = {"Authorization": f"token {token}"}
-    answer = httpx.post(server_url + "api/kernels", headers=headers, json={}, timeout=60)
+    body = {"name": kernel_name} if kernel_name else {}
+    answer = httpx.post(server_url + "api/kernels", headers=headers, json=body, timeout=60)
     answer.raise_for_status()
     kernel_id = answer.json()["id"]
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"

@@ -45,12 +45,14 @@ def _user_error(error: BaseException) -> BinderEvent | None:
     return None
 
 
-async def _remove_abandoned(handles: ActorHandles, user: str) -> None:
-    """Stop the server and delete the user of a launch whose SessionManager died (best effort)."""
+async def _remove_abandoned(handles: ActorHandles, launch: LaunchRequest) -> None:
+    """Stop the server and delete the user (a logged-in user's: only the server) of a launch whose
+    SessionManager died (best effort)."""
+    stop = handles.session_manager.stop.remote(launch.user, launch.server, owner=launch.owner or None)
     try:
-        await asyncio.wait_for(handles.session_manager.stop.remote(user), ABANDONED_CLEANUP_SECONDS)
+        await asyncio.wait_for(stop, ABANDONED_CLEANUP_SECONDS)
     except Exception as error:  # the next SessionManager start removes what is still half-made
-        log.warning("could not remove an abandoned launch user=%s: %s", user, type(error).__name__)
+        log.warning("could not remove an abandoned launch user=%s: %s", launch.user, type(error).__name__)
 
 
 def _ignore_stage(stage: LaunchStage) -> None:
@@ -91,6 +93,7 @@ async def launch_events(
     image_prefix: str = "",
     build_only: bool = False,
     launch_id: str = "",
+    owner: str = "",
     on_stage: StageObserver = _ignore_stage,
     on_resolved: Callable[[ResolvedRef], None] = _ignore_resolved,
 ) -> AsyncIterator[BinderEvent]:
@@ -98,6 +101,8 @@ async def launch_events(
 
     `launch_id` names the session's hub user: launching again with the same id (a client that
     reconnected elsewhere) re-attaches to the same session instead of starting a second one.
+    `owner`, a logged-in hub user (authenticated mode), gets the session as a named server of theirs,
+    named from the repository and the launch id as a temporary user would be.
     `on_stage` is called as each stage ends, before its events are yielded (the benchmarks time them);
     `on_resolved` gets the resolved ref (the launch event log records it).
 
@@ -129,15 +134,17 @@ async def launch_events(
             resolved=resolved,
             binder_request=f"v2/{provider}/{spec}",
             binder_persistent_request=f"v2/{provider}/{resolved.persistent_spec}",
-            user=user_name_for_repo(resolved.repo_url, launch_id),
+            user=owner or user_name_for_repo(resolved.repo_url, launch_id),
             launch_key=launch_key(launch_id),
+            owner=owner,
+            server=user_name_for_repo(resolved.repo_url, launch_id) if owner else "",
         )
         try:
             async for event in _events(lambda: handles.session_manager.launch.remote(launch)):
                 yield event
         except RayActorError:
             # The manager died mid-launch: its successor cannot know this user is nobody's, we do.
-            await _remove_abandoned(handles, launch.user)
+            await _remove_abandoned(handles, launch)
             raise
     except (RayTaskError, InvalidSpec, ResolveError) as error:
         event = _user_error(error)

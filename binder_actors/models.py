@@ -49,6 +49,9 @@ class LaunchRequest(BaseModel):
     # names.launch_key(launch id) of a launch that may be asked for again: only a request with the
     # same key re-attaches to the launch or gets its session (a user name is no credential).
     launch_key: str = ""
+    # Authenticated mode: the logged-in hub user (then `user`) whose named server `server` this launch starts.
+    owner: str = ""
+    server: str = ""
 
 
 class Session(BaseModel):

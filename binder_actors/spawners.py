@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -175,11 +174,15 @@ class LocalSessionSpawner(SimpleLocalProcessSpawner):
                 # The hub does not call stop() for a process that already exited: clean up here.
                 self._remove_session_files()
                 raise died
-            try:
-                with socket.create_connection((ip, port), timeout=1):
-                    return
-            except OSError:
+            try:  # asyncio's connect: the hub's event loop keeps serving other spawns meanwhile
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=1)
+            except (OSError, asyncio.TimeoutError):
                 await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
 
     def _log_tail(self) -> str:
         try:

@@ -26,6 +26,7 @@ from ray import serve
 from binder_actors.actors import ensure_actors, kill_actors
 from binder_actors.config import EMBEDDED_HUB_CONFIG, PROJECT_DIR, BinderConfig, config_environment
 from binder_actors.hub import HubClient, HubError
+from binder_actors.owned_sessions import binder_users
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,11 @@ class EmbeddedHub:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def stop_all_sessions(self, token: str, concurrency: int = 10) -> None:
+    def stop_all_sessions(self, token: str, concurrency: int = 10, logged_in_host: str = "") -> None:
         """Remove every temporary user binder-actors made, its servers stopped first (what Ctrl-C of serve does).
 
+        With `logged_in_host` (authenticated mode: the deployment's launch host), the Binder servers it
+        started for logged-in users are stopped and removed too; those users stay.
         Runs at shutdown, from synchronous code: one event loop of its own for the hub client.
         """
 
@@ -121,9 +124,21 @@ class EmbeddedHub:
                     except HubError as error:
                         log.warning("could not remove user=%s at shutdown: %s", name, error)
 
+            async def remove_server(user: str, server: str) -> None:
+                async with slots:
+                    try:
+                        await hub.remove_server(user, server)
+                    except HubError as error:
+                        log.warning("could not stop user=%s server=%s at shutdown: %s", user, server, error)
+
             try:
-                users = await hub.managed_users()
-                await asyncio.gather(*(remove(user.name) for user in users if not user.admin))
+                users = await hub.list_users()
+                managed = [remove(user.name) for user in users if user.managed and not user.admin]
+                owned = binder_users(users, logged_in_host, logged_in=True) if logged_in_host else []
+                servers = [
+                    remove_server(user.name, name) for user in owned if not user.managed for name in user.servers
+                ]
+                await asyncio.gather(*managed, *servers)
             except HubError as error:  # the hub is gone: its servers stop with it, the rest shuts down
                 log.warning("could not list the sessions to remove at shutdown: %s", error)
             finally:
@@ -142,7 +157,10 @@ def docker_hub_environment(config: BinderConfig) -> dict[str, str]:
 def hub_environment(config: BinderConfig, port: int, token: str) -> dict[str, str]:
     """What the embedded hub's config reads: BinderConfig's own variables, and the BINDER_HUB_* ones it
     cannot know (the ports picked now, the proxy's path, the service's token)."""
+    # A secret config_environment leaves out: the embedded hub's authenticator checks it (authenticated mode).
+    password = config.auth.shared_password.get_secret_value()
     return {
+        **({"BINDER_AUTH_SHARED_PASSWORD": password} if password else {}),
         **config_environment(config),
         "BINDER_HUB_PORT": str(port),
         "BINDER_HUB_API_PORT": str(free_port()),
@@ -179,7 +197,8 @@ class EmbeddedStack:
         try:
             serve.shutdown()
             if self.hub:
-                self.hub.stop_all_sessions(self.config.hub_api_token.get_secret_value())
+                logged_in_host = self.config.launch_host if self.config.auth.enabled else ""
+                self.hub.stop_all_sessions(self.config.hub_api_token.get_secret_value(), logged_in_host=logged_in_host)
             kill_actors(self.config.namespace)
         finally:
             if self.hub:

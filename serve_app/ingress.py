@@ -10,14 +10,17 @@ from urllib.parse import unquote, urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from ray import serve
+from ray.exceptions import RayTaskError
 
 from binder_actors.actors import ensure_actors
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed
+from binder_actors.hub import HubError
 from binder_actors.launch import launch_events
 from binder_actors.links import redirect_path
 from binder_actors.providers import InvalidSpec, ResolvedRef, parse_spec
 from serve_app.access import AccessControl, AccessPolicy, build_only_requested
+from serve_app.auth import LoginGate, LoginRequired, hub_user
 from serve_app.event_log import LaunchEventLog, request_origin
 from serve_app.health import HealthChecks, ask
 from serve_app.launches import LaunchRegistry, new_launch_id, parse_last_event_id
@@ -36,7 +39,16 @@ def _replica_access() -> AccessPolicy:
     return serve.get_replica_context().servable_object.access
 
 
-api.add_middleware(AccessControl, policy=_replica_access)  # before @serve.ingress, which freezes a copy of `api`
+def _replica_login_gate() -> LoginGate | None:
+    """The login gate of this replica's deployment; None with auth off."""
+    return serve.get_replica_context().servable_object.login_gate
+
+
+# Before @serve.ingress, which freezes a copy of `api`; the last added runs first: access control, then login.
+api.add_middleware(LoginRequired, gate=_replica_login_gate)
+api.add_middleware(AccessControl, policy=_replica_access)
+
+NOT_YOUR_LAUNCH = "This launch belongs to another user: start your own launch (reload the page)."
 
 
 def _raw_path(request: Request) -> str:
@@ -48,6 +60,7 @@ async def _single(item: Identified) -> AsyncIterator[Identified]:
     yield item
 
 
+AUTH_ONLY = "Sessions are listed per logged-in user, in authenticated mode (BINDER_AUTH_ENABLED) only."
 BADGE_HEADERS = {"Cache-Control": "public, max-age=86400"}  # badges sit in READMEs all over the web
 
 
@@ -68,6 +81,7 @@ class BinderIngress:
         self.actors = ensure_actors(self.config)
         self.launches = LaunchRegistry()
         self.access = AccessPolicy(self.config)
+        self.login_gate = LoginGate(self.config) if self.config.auth.enabled else None
         self.metrics = BinderMetrics()
         self.health_checks = HealthChecks(self.actors, self.config)
         self.event_log = LaunchEventLog(self.config.event_log, urlsplit(self.config.launch_host).netloc)
@@ -81,7 +95,10 @@ class BinderIngress:
         """BinderHub's EventSource launch stream; a reconnect (Last-Event-ID) re-attaches to its launch."""
         resumed = parse_last_event_id(request.headers.get("last-event-id"))
         run = self.launches.get(resumed[0]) if resumed else None
-        if run is not None and resumed is not None:
+        owner = hub_user(request.scope)  # '' with auth off
+        if run is not None and run.owner != owner:
+            events = _single((None, failed(NOT_YOUR_LAUNCH, 403)))
+        elif run is not None and resumed is not None:
             if run.finished_at is not None and resumed[1] >= run.last_number:
                 return Response(status_code=204)  # everything was seen: a 204 stops EventSource reconnecting
             events = run.numbered(after=resumed[1])
@@ -101,6 +118,7 @@ class BinderIngress:
                     image_prefix=self.config.registry.image_prefix,
                     build_only=build_only,
                     launch_id=launch_id,
+                    owner=owner,
                     on_resolved=resolved.append,
                 )
                 if build_only:
@@ -118,7 +136,7 @@ class BinderIngress:
                             origin_of_request=request_origin(request.headers),
                         )
                 first = resumed[1] + 1 if resumed else 0  # a resumed launch's numbers go on from the client's
-                events = self.launches.start(launch, launch_id, first).numbered(first - 1)
+                events = self.launches.start(launch, launch_id, first, owner).numbered(first - 1)
             except InvalidSpec as error:
                 events = _single((None, failed(str(error), 400)))
         return StreamingResponse(event_stream(events), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -157,6 +175,29 @@ class BinderIngress:
     @api.get("/api/repoproviders")
     async def repo_providers(self) -> JSONResponse:
         return JSONResponse(repoproviders(self.config.providers))
+
+    @api.get("/api/sessions")
+    async def sessions(self, request: Request) -> JSONResponse:
+        """The logged-in user's Binder sessions (authenticated mode)."""
+        owner = hub_user(request.scope)
+        if not owner:
+            return JSONResponse({"message": AUTH_ONLY}, status_code=404)
+        sessions = await self.actors.session_manager.list_sessions.remote(owner)
+        return JSONResponse([session.model_dump(mode="json") for session in sessions])
+
+    @api.delete("/api/sessions/{server}")
+    async def stop_session(self, request: Request, server: str) -> Response:
+        """Stop one of the logged-in user's Binder sessions (its server name, as /api/sessions lists it)."""
+        owner = hub_user(request.scope)
+        if not owner:
+            return JSONResponse({"message": AUTH_ONLY}, status_code=404)
+        try:
+            await self.actors.session_manager.stop.remote(owner, server, owner=owner)
+        except RayTaskError as error:
+            if isinstance(error.cause, HubError):
+                return JSONResponse({"message": str(error.cause)}, status_code=error.cause.status_code)
+            raise
+        return Response(status_code=204)
 
     @api.get("/metrics")
     async def metrics(self) -> Response:

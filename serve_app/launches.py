@@ -23,10 +23,13 @@ class LaunchRun(Backlog[BinderEvent]):
     """One launch's events, numbered `<launch id>.<n>` on the wire from `first` on (a launch resumed
     from another replica goes on from the number its client saw last)."""
 
-    def __init__(self, events: AsyncIterator[BinderEvent], launch_id: str | None = None, first: int = 0) -> None:
+    def __init__(
+        self, events: AsyncIterator[BinderEvent], launch_id: str | None = None, first: int = 0, owner: str = ""
+    ) -> None:
         super().__init__(events)
         self.id = launch_id or new_launch_id()
         self.first = first
+        self.owner = owner  # the logged-in user who started it (authenticated mode): only they re-attach
 
     @property
     def last_number(self) -> int:
@@ -60,9 +63,11 @@ class LaunchRegistry:
         self.keep_finished = keep_finished
         self._runs: dict[str, LaunchRun] = {}
 
-    def start(self, events: AsyncIterator[BinderEvent], launch_id: str | None = None, first: int = 0) -> LaunchRun:
+    def start(
+        self, events: AsyncIterator[BinderEvent], launch_id: str | None = None, first: int = 0, owner: str = ""
+    ) -> LaunchRun:
         self._prune()
-        run = LaunchRun(events, launch_id, first)
+        run = LaunchRun(events, launch_id, first, owner)
         self._runs[run.id] = run
         return run
 

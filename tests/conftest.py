@@ -13,8 +13,9 @@ from pydantic import SecretStr
 
 from binder_actors.actors import ActorHandles, get_actors
 from binder_actors.config import BinderConfig, ProviderSettings
-from binder_actors.hub import HubUser
+from binder_actors.hub_models import HubUser
 from serve_app.embedded import EmbeddedStack, free_port, start_embedded
+from tests.auth_stack import auth_stack  # noqa: F401 (the authenticated deployment, for integration and e2e tests)
 from tests.conda_channel import ChannelServer, build_channel, host_python_home
 from tests.helpers import GitServer, start_git_server
 from tests.upstreams import UpstreamServer

@@ -28,6 +28,7 @@ from binder_actors.models import BuildRequest
 from binder_actors.providers.base import ResolvedRef
 from serve_app.embedded import EmbeddedHub, EmbeddedStack, free_port, hub_api_token, start_hub
 from tests.conda_channel import ChannelServer
+from tests.cran_repository import CranRepository, bridge_gateway
 from tests.helpers import git_spec
 
 SETUP_SCRIPT = PROJECT_DIR / "cluster" / "docker" / "setup-docker.sh"
@@ -58,8 +59,20 @@ def engine() -> docker.DockerClient:
 
 
 @pytest.fixture(scope="session")
+def cran(engine: docker.DockerClient, tmp_path_factory) -> Iterator[CranRepository]:
+    """The docker stack's CRAN (BINDER_CRAN_URL): R tests add the packages they need (test_docker_r.py)."""
+    repository = CranRepository(tmp_path_factory.mktemp("cran"), bridge_gateway(engine))
+    yield repository
+    repository.stop()
+
+
+@pytest.fixture(scope="session")
 def docker_stack(
-    stack: EmbeddedStack, engine: docker.DockerClient, tmp_path_factory, conda_channel: ChannelServer | None
+    stack: EmbeddedStack,
+    engine: docker.DockerClient,
+    tmp_path_factory,
+    conda_channel: ChannelServer | None,
+    cran: CranRepository,
 ) -> Iterator[DockerStack]:
     """A second deployment on the session's Ray: actors in their own namespace, a hub with DockerBinderSpawner."""
     data_dir = tmp_path_factory.mktemp("binder-docker-data")
@@ -76,6 +89,7 @@ def docker_stack(
         docker_cpu_limit=1.0,
         # Never the internet: conda-forge is the test channel (or nothing listening, without one).
         conda_channel_alias=conda_channel.url if conda_channel else f"http://127.0.0.1:{free_port()}/",
+        cran_url=cran.url,  # never the internet: R packages from the test's CRAN
     )
     hub_dir = data_dir / "hub"
     hub_dir.mkdir(parents=True)

@@ -76,9 +76,10 @@ def read_events(
     return events
 
 
-def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120) -> str:
-    """Start a kernel on a Jupyter server, run `code`, return its stdout (raises on an error)."""
-    return run_code(server_url, token, code, timeout)
+def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 120, kernel_name: str | None = None) -> str:
+    """Start a kernel (`kernel_name`, else the default one) on a Jupyter server, run `code`, return its stdout
+    (raises on an error)."""
+    return run_code(server_url, token, code, timeout, kernel_name)
 
 
 @dataclass

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from binder_actors.config import BinderConfig
-from binder_actors.hub import HubClient, HubError, HubServer, HubStillStopping, HubUser
+from binder_actors.hub import HubClient, HubError, HubStillStopping
+from binder_actors.hub_models import HubServer, HubUser
 from binder_actors.logs import setup_logging
 from binder_actors.models import CullerStatus, CullReport
+from binder_actors.owned_sessions import owned_servers, session_key
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,38 @@ def cull_verdict(user: HubUser, now: datetime, *, timeout: float, max_age: float
     return Verdict(False, f"server {name!r} active {idle:.0f}s ago (timeout {timeout:g}s)")
 
 
+def server_verdict(server: HubServer, now: datetime, *, timeout: float, max_age: float = 0) -> Verdict:
+    """Cull one Binder server of a logged-in user (authenticated mode) idle longer than `timeout`
+    seconds, or older than `max_age` when it is set; the user is theirs, and is never culled."""
+    if server.pending:
+        return Verdict(False, f"pending {server.pending}")
+    idle = idle_seconds(server, now)
+    if idle is None:
+        return Verdict(False, "not ready" if not server.ready else "no activity or start time")
+    if idle > timeout:
+        return Verdict(True, f"idle for {idle:.0f}s (timeout {timeout:g}s)")
+    age = _seconds_since(server.started, now)
+    if max_age and age is not None and age > max_age:
+        return Verdict(True, f"running for {age:.0f}s (max age {max_age:g}s)")
+    return Verdict(False, f"active {idle:.0f}s ago (timeout {timeout:g}s)")
+
+
+def doomed_servers(
+    users: list[HubUser], now: datetime, *, launch_host: str, timeout: float, max_age: float = 0
+) -> list[tuple[str, str, str]]:
+    """(user, server, reason) of the logged-in users' Binder servers `server_verdict` culls."""
+    doomed = []
+    for user in users:
+        owned = owned_servers(user, launch_host)
+        for name, server in (owned.servers if owned else {}).items():
+            verdict = server_verdict(server, now, timeout=timeout, max_age=max_age)
+            if verdict.cull:
+                doomed.append((user.name, name, verdict.reason))
+            else:
+                log.debug("not culling user=%s server=%s: %s", user.name, name, verdict.reason)
+    return doomed
+
+
 async def cull_idle(
     hub: HubClient,
     *,
@@ -79,10 +113,16 @@ async def cull_idle(
     max_age: float = 0,
     dry_run: bool = False,
     now: datetime | None = None,
+    logged_in: bool = False,
+    launch_host: str = "",
 ) -> CullReport:
     """Remove every user `cull_verdict` culls (its servers stopped, then the user deleted),
     at most `concurrency` at once. With `dry_run`, the report names who would be culled and
     nothing is done. The reasons not to cull a user are logged at debug, as jupyterhub-idle-culler does.
+
+    With `logged_in` (authenticated mode), the Binder servers this deployment (`launch_host`) started for
+    logged-in users are culled too, each on its own: stopped and removed, the user kept. The report
+    names them `user/server`.
     """
     now = now or datetime.now(timezone.utc)
     # Only a user without activity for `timeout` can be idle that long: the hub's list sorted by
@@ -97,8 +137,9 @@ async def cull_idle(
             doomed.append((user.name, verdict.reason))
         else:
             log.debug("not culling user=%s: %s", user.name, verdict.reason)
+    servers = doomed_servers(users, now, launch_host=launch_host, timeout=timeout, max_age=max_age) if logged_in else []
     if dry_run:
-        report.culled = [name for name, _ in doomed]
+        report.culled = [name for name, _ in doomed] + [session_key(user, name) for user, name, _ in servers]
         report.finished = datetime.now(timezone.utc)
         return report
     slots = asyncio.Semaphore(concurrency)
@@ -116,7 +157,20 @@ async def cull_idle(
                 report.culled.append(name)
                 log.info("culled user=%s: %s", name, reason)
 
-    await asyncio.gather(*(cull(name, reason) for name, reason in doomed))
+    async def cull_server(user: str, server: str, reason: str) -> None:
+        async with slots:
+            try:
+                await hub.remove_server(user, server)
+            except HubError as error:
+                report.errors += 1
+                log.warning("cull failed user=%s server=%s: %s", user, server, error)
+            else:
+                report.culled.append(session_key(user, server))
+                log.info("culled user=%s server=%s: %s", user, server, reason)
+
+    await asyncio.gather(
+        *(cull(name, reason) for name, reason in doomed), *(cull_server(*doomed) for doomed in servers)
+    )
     report.finished = datetime.now(timezone.utc)
     return report
 
@@ -151,6 +205,8 @@ class ActivityMonitor:
             max_age=self.config.culling.max_age if max_age is None else max_age,
             concurrency=self.config.culling.concurrency,
             dry_run=dry_run,
+            logged_in=self.config.auth.enabled,
+            launch_host=self.config.launch_host,
         )
         if dry_run:
             return report

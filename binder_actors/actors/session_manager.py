@@ -18,11 +18,19 @@ from binder_actors.admission import Admission, Refusal, Step
 from binder_actors.backlog import Backlog
 from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
-from binder_actors.hub import BinderOptions, HubClient, HubError, HubUnavailable, HubUser, SpawnProgress
+from binder_actors.hub import HubClient, HubError, HubUnavailable
+from binder_actors.hub_models import BinderOptions, HubUser, SpawnProgress
 from binder_actors.image_budget import launch_records
 from binder_actors.logs import setup_logging
 from binder_actors.models import HubHealth, LaunchRequest, Session
 from binder_actors.names import server_name_for_launch, user_name_for_repo
+from binder_actors.owned_sessions import (
+    binder_users,
+    named_server_limit_message,
+    owned_servers,
+    server_scope,
+    session_key,
+)
 from binder_actors.policy import repo_quota
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,11 @@ def _same_launch(known: str, asked: str) -> bool:
     return bool(known) and hmac.compare_digest(known, asked)
 
 
+def _run_key(request: LaunchRequest) -> str:
+    """What a launch is known by while it runs: its temporary user, or a logged-in user's server."""
+    return session_key(request.user, request.server) if request.owner else request.user
+
+
 def _could_not_start(error: HubError) -> str:
     return f"Could not start a session: {str(error).rstrip('.')}. Try again in a moment."
 
@@ -62,7 +75,9 @@ class SessionManager:
         )
         self._spawn_slots = asyncio.Semaphore(max(1, config.quotas.max_concurrent_spawns))
         self._runs: dict[str, tuple[str, Backlog[BinderEvent]]] = {}  # user -> (launch key, launch), while it runs
-        self._to_remove: set[str] = set()  # users of failed launches the hub could not remove yet
+        # (user, server) of failed launches the hub could not remove yet; server "" removes the temporary user,
+        # a server name only that server of a logged-in user.
+        self._to_remove: set[tuple[str, str]] = set()
         self._remover: asyncio.Task[None] | None = None
         self.launches = 0
         self._launch_records = launch_records(config)  # when each image was last launched, for the store's budget
@@ -103,10 +118,14 @@ class SessionManager:
         """
         if not request.user:
             request = request.model_copy(update={"user": user_name_for_repo(request.resolved.repo_url)})
-        known = self._runs.get(request.user)
+        if request.owner and (request.user != request.owner or not request.server):
+            yield failed("A logged-in user's launch names that user and one of their servers.", 400)
+            return
+        key = _run_key(request)
+        known = self._runs.get(key)
         if known is None:
             run: Backlog[BinderEvent] = Backlog(self._launch(request))
-            self._runs[request.user] = (request.launch_key, run)
+            self._runs[key] = (request.launch_key, run)
         elif _same_launch(known[0], request.launch_key):
             run = known[1]
         else:
@@ -123,10 +142,10 @@ class SessionManager:
             log.exception("launch crashed user=%s", request.user)
             yield failed("The launch stopped on an internal error; please retry.", 500)
         finally:
-            self._runs.pop(request.user, None)
+            self._runs.pop(_run_key(request), None)
 
     async def _admit_and_spawn(self, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
-        user = request.user
+        user, key = request.user, _run_key(request)
         try:
             existing = await self._admit(request)
             if existing is not None:
@@ -137,7 +156,7 @@ class SessionManager:
                 if ready is not None:  # asked again for a session already delivered
                     yield ready
                     return
-                await self._discard(user)  # half-made by this launch before its manager died: start over
+                await self._discard(request)  # half-made by this launch before its manager died: start over
                 if await self._admit(request) is not None:
                     yield failed(STILL_STOPPING, 503)
                     return
@@ -147,6 +166,11 @@ class SessionManager:
         except HubError as error:
             yield failed(_could_not_start(error), error.status_code)
             return
+        if request.owner:
+            full = await self._named_server_limit_reached(request)
+            if full:
+                yield failed(full, 409)
+                return
         if self._launch_records is not None:
             # Before the spawn, so that a budget pass meanwhile sees the image as just used.
             await asyncio.to_thread(self._launch_records.record, request.image)
@@ -158,17 +182,51 @@ class SessionManager:
             # same moment stops answering in time, and they all start sooner one slot at a time.
             async with self._spawn_slots:
                 try:
-                    await self.hub.create_user(user)
+                    if not request.owner:  # a logged-in user exists already, and stays
+                        await self.hub.create_user(user)
                 except HubError as error:
                     if error.status_code != 409:  # not a session already: whatever was made of it goes
-                        await self._discard(user)
+                        await self._discard(request)
                     yield failed(_could_not_start(error), error.status_code)
                     return
                 async for event in self._spawn(user, request):
                     delivered = event.phase == "ready"
                     yield event
         finally:
-            self.admission.release(user, delivered)
+            self.admission.release(key, delivered)
+
+    async def _named_server_limit_reached(self, request: LaunchRequest) -> str:
+        """BinderHub's message if the logged-in user has BINDER_AUTH_NAMED_SERVER_LIMIT_PER_USER servers, else ''.
+
+        The hub refuses a server beyond its named_server_limit_per_user too; asking first gives the message.
+        """
+        limit = self.config.auth.named_server_limit_per_user
+        if not limit:
+            return ""
+        model = await self.hub.get_user(request.user)
+        named = [name for name in (model.servers if model else {}) if name and name != request.server]
+        return named_server_limit_message(request.user, limit) if len(named) >= limit else ""
+
+    async def _binder_users(self) -> list[HubUser]:
+        """binder-actors' temporary users; in authenticated mode also logged-in users with their Binder servers."""
+        if not self.config.auth.enabled:
+            return await self.hub.managed_users()
+        return binder_users(await self.hub.list_users(), self.config.launch_host, logged_in=True)
+
+    async def _list_for_admission(self) -> None:
+        """List the hub's Binder sessions into admission (under the admission lock)."""
+        asked = self.admission.list_asked()
+        self.admission.listed(await self._binder_users(), asked)
+
+    async def _look_up(self, request: LaunchRequest) -> HubUser | None:
+        """The hub's model of this launch's session: its temporary user, or the logged-in user with only that server."""
+        model = await self.hub.get_user(request.user)
+        if model is None or not request.owner:
+            return model
+        owned = owned_servers(model, self.config.launch_host)
+        if owned is None or request.server not in owned.servers:
+            return None
+        return owned.model_copy(update={"servers": {request.server: owned.servers[request.server]}})
 
     async def _admit(self, request: LaunchRequest) -> HubUser | None:
         """Take a place for `request.user` under one lock, so no quota is ever over-admitted.
@@ -178,7 +236,7 @@ class SessionManager:
         The user is made later, once a spawn slot is free, outside the lock, so a refusal never
         waits behind the hub's answers to other launches.
         """
-        user, repo_url, spec = request.user, request.resolved.repo_url, request.resolved.spec
+        user, repo_url, spec = _run_key(request), request.resolved.repo_url, request.resolved.spec
         listed = looked_up = False
         async with self._admission_lock:
             while True:
@@ -190,20 +248,20 @@ class SessionManager:
                 if step is Step.ADMITTED:
                     return None
                 if step is Step.LIST_FIRST:
-                    asked = self.admission.list_asked()
-                    self.admission.listed(await self.hub.managed_users(), asked)
+                    await self._list_for_admission()
                     listed = True
                 else:
-                    existing = await self.hub.get_user(user)
+                    existing = await self._look_up(request)
                     if existing is not None:
                         return existing
                     looked_up = True
 
     async def _spawn(self, user: str, request: LaunchRequest) -> AsyncIterator[BinderEvent]:
         resolved = request.resolved
-        server_name = server_name_for_launch() if self.config.named_servers else ""
+        server_name = request.server or (server_name_for_launch() if self.config.named_servers else "")
         try:
-            token = await self.hub.create_token(user, note="binder session", scopes=[f"access:servers!user={user}"])
+            scopes = [server_scope(user, request.server)]  # a logged-in user's token opens that one server
+            token = await self.hub.create_token(user, note="binder session", scopes=scopes)
             options = BinderOptions(
                 image=request.image,
                 token=token,
@@ -226,7 +284,7 @@ class SessionManager:
             if server is None or not server.ready:
                 raise HubError("The server stopped while it was starting.", 500)
         except (HubError, TimeoutError, asyncio.TimeoutError) as error:
-            await self._discard(user)
+            await self._discard(request)
             message = str(error) or "The server did not become ready in time."
             if isinstance(error, HubUnavailable):
                 message = f"{message.rstrip('.')}. Try again in a moment."
@@ -236,7 +294,7 @@ class SessionManager:
             yield failed(f"Launch failed: {message}", getattr(error, "status_code", 500))
             return
         except BaseException:
-            await asyncio.shield(self._discard(user))
+            await asyncio.shield(self._discard(request))
             raise
         self.launches += 1
         log.info("session ready user=%s image=%s", user, request.image)
@@ -272,17 +330,27 @@ class SessionManager:
         finally:
             task.cancel()
 
-    async def _discard(self, user: str) -> None:
-        """Remove a failed launch's user, its server stopped (pending or not).
+    async def _remove(self, user: str, server: str) -> None:
+        """Remove what a failed launch made: its temporary user (server ''), or that server of a logged-in user."""
+        if server:
+            await self.hub.remove_server(user, server)
+        else:
+            await self.hub.remove_user(user, made_here=True)
+
+    async def _discard(self, request: LaunchRequest) -> None:
+        """Remove a failed launch's user (a logged-in user's: only its server), its server stopped (pending or not).
 
         If the hub cannot do it now (it is down, restarting, or slow to stop the server), keep
         trying in the background until it can: a failed launch leaves nothing behind once the hub is back.
         """
+        made = (request.user, request.server if request.owner else "")
         try:
-            await self.hub.remove_user(user, made_here=True)
+            await self._remove(*made)
         except HubError as error:
-            log.warning("could not remove user=%s after a failed launch, retrying in the background: %s", user, error)
-            self._to_remove.add(user)
+            log.warning(
+                "could not remove user=%s after a failed launch, retrying in the background: %s", request.user, error
+            )
+            self._to_remove.add(made)
             if self._remover is None or self._remover.done():
                 self._remover = asyncio.create_task(self._remove_later())
 
@@ -290,18 +358,24 @@ class SessionManager:
         delay = REMOVE_RETRY_FIRST_SECONDS
         while self._to_remove:
             await asyncio.sleep(delay)
-            for user in list(self._to_remove - self._runs.keys()):  # one launched again meanwhile finishes first
+            for user, server in list(self._to_remove):
+                if (session_key(user, server) if server else user) in self._runs:
+                    continue  # one launched again meanwhile finishes first
                 try:
-                    await self.hub.remove_user(user, made_here=True)
+                    await self._remove(user, server)
                 except HubError:
                     continue
-                self._to_remove.discard(user)
-                log.info("removed user=%s of a failed launch", user)
+                self._to_remove.discard((user, server))
+                log.info("removed user=%s server=%s of a failed launch", user, server)
             delay = min(delay * 2, REMOVE_RETRY_MAX_SECONDS)
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
-    async def list_sessions(self) -> list[Session]:
-        return [s for user in await self.hub.managed_users() for s in user.sessions(self.hub.hub_url)]
+    async def list_sessions(self, owner: str | None = None) -> list[Session]:
+        """Every Binder session; with `owner` (a logged-in user), only theirs."""
+        users = await self._binder_users()
+        if owner is not None:
+            users = [user for user in users if user.name == owner and not user.managed]
+        return [s for user in users for s in user.sessions(self.hub.hub_url)]
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
     async def session_count(self) -> int:
@@ -309,14 +383,36 @@ class SessionManager:
         launches since): /health's figure, which costs no list of the hub's users per call."""
         async with self._admission_lock:
             if self.admission.list_due():
-                asked = self.admission.list_asked()
-                self.admission.listed(await self.hub.managed_users(), asked)
+                await self._list_for_admission()
             return self.admission.counted()
 
     @ray.method(max_task_retries=-1)  # idempotent: retried across actor restarts
-    async def stop(self, user: str) -> None:
-        """Stop a session's servers and delete its temporary user (HubClient.remove_user)."""
-        await self.hub.remove_user(user)
+    async def stop(self, user: str, server: str = "", owner: str | None = None) -> None:
+        """Stop a session: delete its temporary user (HubClient.remove_user), or, in authenticated mode,
+        stop and remove the Binder server `server` of the logged-in `user` (never the user).
+
+        With `owner` (who asks), only a session of that user: HubError 403 for anyone else's.
+        """
+        if owner is not None and owner != user:
+            raise HubError(f"User {owner} may not stop a session of another user.", 403)
+        if not (server and self.config.auth.enabled):
+            if owner is not None:
+                raise HubError("Name the server of your session to stop (see `binder-actors sessions`).", 400)
+            await self.hub.remove_user(user)
+            return
+        model = await self.hub.get_user(user)
+        if model is not None and model.managed and owner is None:
+            await self.hub.remove_user(user)
+            return
+        owned = owned_servers(model, self.config.launch_host) if model is not None else None
+        if owned is None or server not in owned.servers:
+            raise HubError(f"User {user} has no Binder session named {server}.", 404)
+        await self.hub.remove_server(user, server)
+
+    async def user_of_token(self, token: str) -> str | None:
+        """In authenticated mode, the hub user of an API token (None if the hub refuses it): whom the Python
+        client acts as. With auth off, '': a token changes nothing."""
+        return await self.hub.user_of_token(token) if self.config.auth.enabled else ""
 
     async def health(self) -> HubHealth:
         try:

@@ -18,6 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from binder_actors.builders import UnsupportedRepository
 from binder_actors.builders.pipfile import pipfile_plan
+from binder_actors.builders.rlang import RPackages, r_packages
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,6 +39,7 @@ class BuilderAbilities:
     honours: frozenset[str] = frozenset()
     elsewhere: str = CONTAINER_BACKENDS
     conda: bool = False  # installs the conda packages of environment.yml
+    r_beside_conda: bool = False  # reads install.R beside an environment.yml without an R runtime (repo2docker)
 
 
 # The files only a container build can honour, and what each asks for.
@@ -52,12 +54,12 @@ CONTAINER_FILES = {
     "apt.txt": "Debian packages",
 }
 LOCAL_BUILDER = BuilderAbilities("the local builder", conda=True)
-# repo2docker itself (Kubernetes build pods, BINDER_DOCKER_USE_REPO2DOCKER): every file is its to honour.
-REPO2DOCKER = BuilderAbilities("repo2docker", frozenset(CONTAINER_FILES), conda=True)
+# repo2docker itself (Kubernetes build pods): every file is its to honour.
+REPO2DOCKER = BuilderAbilities("repo2docker", frozenset(CONTAINER_FILES), conda=True, r_beside_conda=True)
 DOCKER_BUILDER = BuilderAbilities(
     "the docker builder",
-    frozenset({"apt.txt", "Dockerfile"}),
-    "set BINDER_DOCKER_USE_REPO2DOCKER=true (with repo2docker installed) or run on Kubernetes for this repository",
+    frozenset({"apt.txt", "Dockerfile", "install.R", "DESCRIPTION"}),
+    "run binder-actors on Kubernetes (repo2docker build pods) for this repository",
     conda=True,
 )
 
@@ -105,6 +107,7 @@ class BuildPlan:
     notes: tuple[str, ...] = field(default=())
     # Installed into the server's environment: requirements3.txt beside a kernel environment, as repo2docker does.
     server_installs: tuple[InstallStep, ...] = ()
+    r: RPackages | None = None  # an R repository's R, on a builder that installs it
 
     @property
     def kernel_environment(self) -> bool:
@@ -324,12 +327,22 @@ def plan_build(
         # repo2docker's Dockerfile build pack: the Dockerfile alone makes the image, no other file is read.
         return BuildPlan(config_dir=config_dir, python_version=default_python, kind="dockerfile")
     _refuse_container_files(config_dir, repo_dir, builder)
+    kind = buildpack_kind(repo_dir, config_dir)
+    r = r_packages(repo_dir, config_dir) if kind == "r" and "install.R" in builder.honours else None
+    environment = config_dir / "environment.yml"
+    install_r = config_dir / "install.R"
+    if kind == "conda" and install_r.is_file() and not builder.r_beside_conda:
+        # repo2docker's conda build pack gives R from the environment's channels and never runs install.R.
+        raise UnsupportedRepository(
+            f"{install_r.relative_to(repo_dir)} beside {environment.relative_to(repo_dir)} runs only in an R "
+            f"repository: add runtime.txt `r-<YYYY-MM-DD>` (the CRAN snapshot date) for {builder.name} to install "
+            f"R beside the conda environment and run it; {builder.elsewhere}."
+        )
     python = runtime_python(config_dir)
     installs: list[InstallStep] = []
     server_requirements: Path | None = None
     conda: CondaEnvironment | None = None
 
-    environment = config_dir / "environment.yml"
     if environment.is_file():
         read = _read_environment(environment, repo_dir, available, builder)
         python = python or read.python
@@ -374,7 +387,7 @@ def plan_build(
         )
     return BuildPlan(
         config_dir=config_dir,
-        kind=buildpack_kind(repo_dir, config_dir),
+        kind=kind,
         apt_packages=apt_packages(config_dir) if "apt.txt" in builder.honours else (),
         python_version=python_version,
         installs=tuple(installs),
@@ -382,4 +395,5 @@ def plan_build(
         start=script("start"),
         conda=conda,
         server_installs=server_installs,
+        r=r,
     )

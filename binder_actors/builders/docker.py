@@ -3,7 +3,7 @@
 The Dockerfile (`dockerfile.make_dockerfile`) comes from the same detection as the local builder's plan,
 with apt.txt honoured, on BINDER_DOCKER_BASE_IMAGE (an environment.yml's conda packages solved and installed
 on the host, as the local builder does, and copied in); a repository's own Dockerfile is built as it is
-(`repo_dockerfile`); or repo2docker builds the image when configured to. Our Dockerfile's build steps carry
+(`repo_dockerfile`); an R repository gets Debian's R and its CRAN snapshot (`rlang`). Our Dockerfile's build steps carry
 the label binder-actors.building=<build>, so a restarted scheduler finds their leftovers.
 """
 
@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -31,7 +30,6 @@ from binder_actors.builders.detect import CondaEnvironment, UnsupportedRepositor
 from binder_actors.builders.dockerfile import CONDA_CONTEXT, CONDA_PREFIX, VENV, make_dockerfile
 from binder_actors.builders.fetch import fetch_checkout
 from binder_actors.builders.plan_report import docker_plan
-from binder_actors.builders.repo2docker import repo2docker_line
 from binder_actors.builders.repo_dockerfile import (
     BuildSteps,
     build_args,
@@ -43,8 +41,9 @@ from binder_actors.builders.repo_dockerfile import (
     missing_singleuser,
     sweep_journals,
 )
+from binder_actors.builders.rlang import RPROFILE_CONTEXT, cran_url, rprofile_site
 from binder_actors.builders.stack import attach_stack
-from binder_actors.builders.steps import LOG_TAIL_LINES, run_step, within_build_timeout
+from binder_actors.builders.steps import LOG_TAIL_LINES, within_build_timeout
 from binder_actors.config import BinderConfig
 from binder_actors.docker_engine import (
     BUILD_LABEL,
@@ -184,10 +183,7 @@ class DockerBuildExecutor:
             REPO_LABEL: resolved.repo_url,
             REF_LABEL: resolved.resolved_ref,
         }
-        if self.config.docker.use_repo2docker:
-            await self._repo2docker(repo_dir, request, labels, emit)
-        else:
-            await self._docker_build(context, client, repo_dir, request, labels, emit)
+        await self._docker_build(context, client, repo_dir, request, labels, emit)
         if registry_host(request.image):
             try:
                 await self._push(client, request.image, emit)
@@ -211,6 +207,10 @@ class DockerBuildExecutor:
             raise BuildFailed(f"The base image {base} is not in the Docker Engine; {SETUP_HINT}.") from None
         if plan.conda is not None:
             await self._install_conda(plan.conda, context, emit)
+        if plan.r is not None:
+            url = cran_url(self.config.cran.url, plan.r.snapshot)
+            (context / RPROFILE_CONTEXT).write_text(rprofile_site(url))
+            await emit(progress("building", f"R packages from the CRAN snapshot of {plan.r.snapshot}: {url}"))
         (context / "Dockerfile").write_text(
             make_dockerfile(plan, repo_dir, base_image=base, build_name=request.build_name)
         )
@@ -274,30 +274,6 @@ class DockerBuildExecutor:
         environment = context / CONDA_CONTEXT
         await install_records(records, source, environment, cache, emit, runs_at=CONDA_PREFIX)
         attach_stack(environment, f"{VENV}/lib/python{python_of(records, source)}/site-packages")
-
-    async def _repo2docker(self, repo_dir: Path, request: BuildRequest, labels: dict[str, str], emit: Emit) -> None:
-        command = shutil.which("jupyter-repo2docker")
-        if command is None:
-            raise BuildFailed(
-                "BINDER_DOCKER_USE_REPO2DOCKER is set but jupyter-repo2docker is not installed; "
-                "`pip install jupyter-repo2docker` or unset it."
-            )
-        label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
-        await run_step(
-            [
-                command,
-                "--no-run",
-                "--json-logs",
-                "--user-id=1000",
-                "--user-name=jovyan",
-                f"--image-name={request.image}",
-                *label_args,
-                str(repo_dir),
-            ],
-            emit,
-            what="repo2docker",
-            read_line=repo2docker_line,
-        )
 
     async def _push(self, client: Any, image: str, emit: Emit) -> None:
         """Push to the registry the name starts with; credentials (never logged) from BINDER_REGISTRY_*."""

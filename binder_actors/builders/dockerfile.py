@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 from binder_actors.builders.detect import BuildPlan, script_command
+from binder_actors.builders.rlang import RPROFILE_CONTEXT, RPROFILE_SITE, r_build_lines, shared_r_lines
 from binder_actors.builders.stack import TRIMMED_PACKAGES, server_stack
 from binder_actors.docker_engine import BUILDING_LABEL, SHARED_STEP
 
@@ -74,7 +75,11 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
             # local builder, and the stack's (jupyter ...) after them.
             f"ENV VIRTUAL_ENV={CONDA_PREFIX} PATH={CONDA_PREFIX}/bin:{HOME}/.local/bin:{VENV}/bin:{SYSTEM_PATH}",
         ]
+    if plan.r is not None:
+        lines += shared_r_lines()  # after the stack: its Jupyter gets the R kernel, every R image shares it
     lines += ["USER root", f"LABEL {BUILDING_LABEL}={build_name}"]
+    if plan.r is not None:
+        lines.append(f"COPY {RPROFILE_CONTEXT} {RPROFILE_SITE}")  # the build's CRAN snapshot
     if plan.apt_packages:
         lines.append(
             "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
@@ -95,6 +100,8 @@ def make_dockerfile(plan: BuildPlan, repo_dir: Path, *, base_image: str, build_n
         lines.append("RUN " + json.dumps([*install, *(_in_container(arg, repo_dir) for arg in step.args)]))
         if folder:
             lines.append(f"WORKDIR {HOME}")
+    if plan.r is not None:
+        lines += r_build_lines(plan.r, repo_dir)  # after the Python installs, before postBuild
     scripts = [path for path in (relative["post_build"], relative["start"]) if path]
     if scripts:
         lines.append("RUN " + json.dumps(["chmod", "+x", *scripts]))

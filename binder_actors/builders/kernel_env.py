@@ -34,7 +34,7 @@ def interpreter(plan: BuildPlan, found: Path | None) -> Path | None:
         raise UnsupportedRepository(
             f"{plan.conda.source} asks for Python {version} with conda packages: the local builder runs a "
             "Python before 3.7 only as a kernel with pip packages; ask for Python 3.8 or newer there, or build "
-            "with repo2docker (BINDER_BUILDER=docker with BINDER_DOCKER_USE_REPO2DOCKER=true, or on Kubernetes)."
+            "with repo2docker (on Kubernetes)."
         )
     if found is None:
         raise UnsupportedRepository(

@@ -29,6 +29,7 @@ from binder_actors.builders.detect import (
     find_config_dir,
     plan_build,
 )
+from binder_actors.builders.rlang import RPackages, cran_url
 from binder_actors.config import BinderConfig
 from binder_actors.config_groups import DockerSettings
 
@@ -140,7 +141,7 @@ def docker_plan(repo_dir: Path, config: BinderConfig) -> BuildPlan:
         raise UnsupportedRepository(
             f"The repository asks for Python {plan.python_version}, which runs only as a kernel beside a newer "
             "server (as repo2docker builds it); the docker builder does not make such kernels: build it with "
-            "BINDER_BUILDER=local (which does) or BINDER_DOCKER_USE_REPO2DOCKER=true."
+            "BINDER_BUILDER=local (which does) or on Kubernetes."
         )
     refusal = base_python_refusal(plan.python_version, docker)
     if refusal:
@@ -172,7 +173,7 @@ def backend_for(config: BinderConfig) -> Backend:
             lambda repo_dir: local_plan(repo_dir, config, pythons),
             channels,
         )
-    if config.builder == "docker" and not config.docker.use_repo2docker:
+    if config.builder == "docker":
         docker = config.docker
         return Backend(
             "docker",
@@ -183,6 +184,17 @@ def backend_for(config: BinderConfig) -> Backend:
             channels,
         )
     return Backend(config.builder, REPO2DOCKER, MAJOR_PYTHONS["3"], KNOWN_PYTHONS, None, REPO2DOCKER_CHANNELS)
+
+
+def r_notes(r: RPackages, config: BinderConfig) -> list[str]:
+    """What the docker builder installs for an R repository."""
+    asked = f"{r.source} asks for R {r.version}; " if r.version else ""
+    steps = [name for name, path in (("install.R", r.install_r), ("DESCRIPTION", r.description)) if path]
+    return [
+        f"R: {asked}Debian's r-base-core of the base image (whatever its version), IRkernel for notebooks.",
+        f"R packages ({', '.join(steps) or 'none asked'}) from the CRAN snapshot of {r.snapshot}: "
+        f"{cran_url(config.cran.url, r.snapshot)}",
+    ]
 
 
 def _relative(path: Path, repo_dir: Path) -> str:
@@ -285,6 +297,8 @@ def describe_checkout(repo_dir: Path, config: BinderConfig) -> CheckoutPlan:
     kind = plan.kind if plan else buildpack_kind(repo_dir, config_dir)
     python_less = kind in ("dockerfile", "nix")
     installs = [] if plan is None or python_less else [*plan.installs, *plan.server_installs]
+    if own is not None and own.r is not None:
+        notes += r_notes(own.r, config)
     if plan is not None and plan.kernel_environment:
         notes.append(
             f"Python {plan.python_version} runs as the notebook's kernel, in an environment of its own beside the "

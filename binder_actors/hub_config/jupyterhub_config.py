@@ -20,20 +20,37 @@ c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
 
-# Temporary users only: nobody logs in, so no password authenticator is reachable.
-c.JupyterHub.authenticator_class = "null"
-c.Authenticator.allow_all = True
-c.JupyterHub.allow_named_servers = True  # used when BINDER_NAMED_SERVERS is set
-
+c.JupyterHub.allow_named_servers = True  # used when BINDER_NAMED_SERVERS is set, and in authenticated mode
 # The token arrives as BINDER_HUB_API_TOKEN (BinderConfig's hub_api_token) and is never written here.
 # It is 32 random bytes (serve_app.embedded.hub_api_token), so the hub may check it with one hash
 # instead of 16,384 rounds of SHA-512 per request: under load those rounds were an eighth of the
 # hub's time (JupyterHub's trust_user_provided_tokens; a hub database made before keeps the old hash).
 c.JupyterHub.trust_user_provided_tokens = True
-c.JupyterHub.services = [
-    {"name": "binder", "api_token": config.hub_api_token.get_secret_value()},
-]
+user_roles = []
+binder_service = {"name": "binder", "api_token": config.hub_api_token.get_secret_value()}
+auth = config.auth
+if auth.enabled:
+    # Authenticated mode: people log in with the shared password (BINDER_AUTH_SHARED_PASSWORD, from the
+    # environment, never written here), and binder-actors is an OAuth client of this hub, as BinderHub is.
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = auth.shared_password.get_secret_value() or None
+    c.Authenticator.allowed_users = set(auth.allowed_users)
+    c.Authenticator.allow_all = not auth.allowed_users
+    c.JupyterHub.named_server_limit_per_user = auth.named_server_limit_per_user
+    binder_service.update(
+        oauth_client_id=auth.oauth_client_id,
+        oauth_redirect_uri=config.launch_host + "oauth_callback",
+        oauth_no_confirm=True,
+    )
+    # Every user may log in to binder-actors (the hub's authorize asks for access to the service), as BinderHub's.
+    user_roles = [{"name": "user", "scopes": ["self", "access:services!service=binder"]}]
+else:
+    # Temporary users only: nobody logs in, so no password authenticator is reachable.
+    c.JupyterHub.authenticator_class = "null"
+    c.Authenticator.allow_all = True
+c.JupyterHub.services = [binder_service]
 c.JupyterHub.load_roles = [
+    *user_roles,
     {
         "name": "binder",
         "scopes": [

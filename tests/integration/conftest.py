@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import REQUIREMENTS_REPO, hub_users
-from tests.docker_stack import docker_stack, engine
+from tests.docker_stack import cran, docker_stack, engine
 from tests.kube_emulator import KubeEmulator
 
-__all__ = ["REQUIREMENTS_REPO", "docker_stack", "engine", "hub_users"]
+__all__ = ["REQUIREMENTS_REPO", "cran", "docker_stack", "engine", "hub_users"]
 
 
 @pytest.fixture

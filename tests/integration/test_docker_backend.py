@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
@@ -310,23 +309,6 @@ def test_refused_push_fails_the_build_says_why_and_leaves_no_image(
     assert not registry_has(htpasswd_registry, build.image, PUSH_USER, PUSH_PASSWORD)
     if password:
         assert leaks(password, events, all_logs, message) == []
-
-
-def test_repo2docker_mode_without_repo2docker_fails_saying_what_to_do(engine, git_server: GitServer, monkeypatch):
-    # Whatever this machine has: a PATH without jupyter-repo2docker, as on a Docker host that lacks it.
-    path = [
-        folder for folder in os.environ["PATH"].split(os.pathsep) if not Path(folder, "jupyter-repo2docker").exists()
-    ]
-    monkeypatch.setenv("PATH", os.pathsep.join(path))
-    sha = git_server.add("docker-repo2docker-missing", {"requirements.txt": "tabulate==0.9.0\n"})
-    build = BuildRequest.for_ref(resolved_ref(git_server.url("docker-repo2docker-missing"), sha))
-    config = BinderConfig(builder="docker", docker_use_repo2docker=True)
-
-    _, error = build_collecting(DockerBuildExecutor(config), build)
-    assert error is not None
-    assert "BINDER_DOCKER_USE_REPO2DOCKER is set but jupyter-repo2docker is not installed" in str(error)
-    assert "pip install jupyter-repo2docker" in str(error)
-    assert not engine.images.list(name=build.image)
 
 
 def test_zenodo_record_builds_into_an_image_holding_its_unpacked_files(engine):

@@ -39,8 +39,11 @@ async def ignore(event: BinderEvent) -> None:
         ({"requirements.txt": "tabulate\n", "apt.txt": "jq\n"}, "local"),
         ({"Dockerfile": "FROM busybox\n"}, "local"),
         ({"default.nix": "{}\n"}, "docker"),
-        ({"install.R": 'install.packages("x")\n'}, "docker"),
+        ({"install.R": 'install.packages("x")\n'}, "local"),
         ({"runtime.txt": "r-4.3-2023-06-01\n"}, "local"),
+        ({"DESCRIPTION": "Package: x\n"}, "local"),
+        ({"runtime.txt": "r-2017-06-01\n"}, "docker"),  # before the first snapshot
+        ({"install.R": "", "environment.yml": "dependencies: [numpy]\n"}, "docker"),  # no R runtime.txt
         ({"runtime.txt": "python-3.99\n"}, "local"),  # a Python this machine does not have
         ({"runtime.txt": "python-3.12\n"}, "docker"),  # a Python the base image does not have
         ({"runtime.txt": "python-3.7.3\n"}, "docker"),

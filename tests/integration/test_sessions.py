@@ -13,7 +13,8 @@ import ray
 
 from binder_actors.actors.session_manager import SessionManager
 from binder_actors.config import BinderConfig
-from binder_actors.hub import MANAGED_GROUP, HubClient
+from binder_actors.hub import HubClient
+from binder_actors.hub_models import MANAGED_GROUP
 from binder_actors.models import LaunchRequest, ResolveRequest
 from binder_actors.names import image_name
 from serve_app.embedded import start_hub

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import ray
 
-from binder_actors.hub import MANAGED_GROUP, HubUser
+from binder_actors.hub_models import MANAGED_GROUP, HubUser
 from tests.conftest import REQUIREMENTS_REPO
 from tests.helpers import git_spec, read_events, wait_for
 

@@ -16,7 +16,7 @@ from binder_actors.admission import (
     refusal_kind,
 )
 from binder_actors.config import BinderConfig, SpecConfig
-from binder_actors.hub import HubUser
+from binder_actors.hub_models import MANAGED_GROUP, HubUser
 from binder_actors.policy import repo_quota
 
 REPO = "https://github.com/org/repo"
@@ -33,9 +33,20 @@ class Clock:
 
 
 def hub_user(name: str, repo_url: str | None = REPO) -> HubUser:
-    """A hub user model as the hub lists it; with a server started for `repo_url` unless it is None."""
+    """A temporary user of binder-actors as the hub lists it; with a server started for `repo_url` unless it is None."""
     servers = {"": {"name": "", "ready": True, "url": f"/user/{name}/", "user_options": {"repo_url": repo_url}}}
-    return HubUser.model_validate({"name": name, "admin": False, "servers": servers if repo_url else {}})
+    return HubUser.model_validate(
+        {"name": name, "admin": False, "groups": [MANAGED_GROUP], "servers": servers if repo_url else {}}
+    )
+
+
+def logged_in_user(name: str, servers: dict[str, str]) -> HubUser:
+    """A logged-in user (authenticated mode) with Binder servers {server name: repo_url}."""
+    models = {
+        server: {"name": server, "ready": True, "url": f"/user/{name}/{server}/", "user_options": {"repo_url": repo}}
+        for server, repo in servers.items()
+    }
+    return HubUser.model_validate({"name": name, "servers": models})
 
 
 def admission(clock: Clock, max_sessions: int = 100, per_repo_quota: int = 0, **settings) -> Admission:
@@ -247,3 +258,19 @@ def test_maintenance_refuses_before_asking_the_hub_anything():
 )
 def test_the_kind_of_a_refusal_is_known_from_its_message(message, kind):
     assert refusal_kind(message) == kind
+
+
+def test_a_logged_in_users_servers_each_count_against_the_quotas():
+    clock = Clock()
+    core = admission(clock, max_sessions=3, per_repo_quota=2)
+    listed(core, clock, [logged_in_user("alice", {"one": REPO, "two": REPO}), hub_user("temporary", OTHER)])
+    refused = core.decide("alice/three", REPO, SPEC, listed=True)
+    assert refused == Refusal("pod_quota", HUB_FULL_MESSAGE)
+
+
+def test_a_logged_in_users_listed_server_is_looked_up_not_counted_again():
+    clock = Clock()
+    core = admission(clock, max_sessions=1)
+    listed(core, clock, [logged_in_user("alice", {"one": REPO})])
+    assert core.decide("alice/one", REPO, SPEC, listed=True) is Step.LOOK_UP
+    assert core.decide("alice", REPO, SPEC, listed=True) == Refusal("pod_quota", HUB_FULL_MESSAGE)

@@ -76,6 +76,9 @@ def no_binder_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BINDER_CULL_MAX_AGE", "-1", "BINDER_CULL_MAX_AGE: Input should be greater than or equal to 0"),
         ("BINDER_RATE_LIMIT", "-1", "BINDER_RATE_LIMIT: Input should be greater than or equal to 0"),
         ("BINDER_BUILDER", "podman", "BINDER_BUILDER: Input should be 'local', 'kubernetes' or 'docker'"),
+        ("BINDER_CRAN_URL", "cran.example.org", "BINDER_CRAN_URL: not an http(s) URL"),
+        ("BINDER_CRAN_URL", "", "BINDER_CRAN_URL: empty; write a CRAN repository URL"),
+        ("BINDER_DOCKER_USE_REPO2DOCKER", "true", "BINDER_DOCKER_USE_REPO2DOCKER: removed: the docker builder's"),
         ("BINDER_PROVIDERS__HEAD_FALLBACK", "perhaps", "BINDER_PROVIDERS__HEAD_FALLBACK: Input should be a valid"),
     ],
 )
@@ -170,3 +173,8 @@ def test_serve_with_a_bad_setting_says_which_and_exits_2(
     assert main(["serve"]) == 2
     error = capsys.readouterr().err
     assert "BINDER_PORT" in error and "65535" in error and "Traceback" not in error
+
+
+def test_the_removed_repo2docker_mode_fails_at_load_by_any_name() -> None:
+    with pytest.raises(ConfigError, match="docker_use_repo2docker: removed: .*repo2docker needs buildx"):
+        BinderConfig(docker_use_repo2docker=False)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from binder_actors.actors.activity_monitor import cull_verdict
-from binder_actors.hub import MANAGED_GROUP, HubUser
+from binder_actors.hub_models import MANAGED_GROUP, HubUser
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 TIMEOUT = 600.0

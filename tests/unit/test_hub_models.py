@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from binder_actors.hub import HubServer, HubUser, SpawnProgress
+from binder_actors.hub_models import HubServer, HubUser, SpawnProgress
 
 HUB = "http://127.0.0.1:8081/"
 OPTIONS = {

@@ -37,10 +37,9 @@ def checkout(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture
 def backend(monkeypatch):
     """Choose the configured backend as a user does, with the documented defaults for the rest."""
-    for name in ("BINDER_CONFIG_FILE", "BINDER_PYTHON_VERSION", "BINDER_CONDA_CHANNELS"):
+    for name in ("BINDER_CONFIG_FILE", "BINDER_PYTHON_VERSION", "BINDER_CONDA_CHANNELS", "BINDER_CRAN_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BINDER_DOCKER_BASE_PYTHON", "3.11")
-    monkeypatch.setenv("BINDER_DOCKER_USE_REPO2DOCKER", "false")
 
     def choose(name: str) -> None:
         monkeypatch.setenv("BINDER_BUILDER", name)
@@ -106,7 +105,13 @@ def test_kind_and_python_are_repo2dockers_whatever_the_backend_can_build(
         (DOCKERFILE, "local", "Dockerfile asks for a Dockerfile, which the local builder cannot"),
         (DOCKERFILE, "docker", None),  # built as repo2docker's Dockerfile build pack builds it
         ({"binder/Dockerfile": "FROM x\n", "binder/install.R": ""}, "docker", None),  # the Dockerfile alone
-        (R, "docker", "install.R asks for R packages, which the docker builder cannot"),
+        (R, "docker", None),  # Debian's R, install.R against the snapshot
+        (R, "local", "install.R asks for R packages, which the local builder cannot"),
+        ({"DESCRIPTION": "Package: x\n"}, "docker", None),
+        ({"DESCRIPTION": "Package: x\n"}, "local", "DESCRIPTION asks for an R package, which the local builder"),
+        ({"runtime.txt": "r-2017-06-01\n"}, "docker", "runtime.txt asks for the CRAN snapshot of 2017-06-01"),
+        ({**R, "environment.yml": "dependencies: [numpy]\n"}, "docker", None),  # Debian's R beside conda
+        ({"install.R": "", "environment.yml": "dependencies: [r-base]\n"}, "docker", "runs only in an R repository"),
         (JULIA, "local", "Project.toml asks for Julia packages"),
         (NIX, "docker", "default.nix asks for nix"),
         ({"runtime.txt": "python-3.12\n"}, "local", None),
@@ -130,11 +135,29 @@ def test_a_checkout_the_backend_cannot_build_still_gets_its_plan_with_the_refusa
         assert refused_with in plan["refusal"]
 
 
-def test_repo2docker_mode_of_the_docker_backend_builds_every_kind(tmp_path, capsys, backend, monkeypatch):
+def test_the_removed_repo2docker_mode_of_the_docker_backend_fails_the_load_saying_why(
+    tmp_path, capsys, backend, monkeypatch
+):
     backend("docker")
-    monkeypatch.setenv("BINDER_DOCKER_USE_REPO2DOCKER", "true")
-    plan = plan_json(checkout(tmp_path, DOCKERFILE), capsys)
-    assert (plan["builder"], plan["builds"], plan["refusal"]) == ("repo2docker", True, None)
+    monkeypatch.setenv("BINDER_DOCKER_USE_REPO2DOCKER", "false")  # whatever its value: it does nothing now
+    assert main(["plan", str(checkout(tmp_path, DOCKERFILE)), "--json"]) == 2
+    error = capsys.readouterr().err
+    assert "BINDER_DOCKER_USE_REPO2DOCKER: removed" in error
+    assert "repo2docker needs buildx" in error
+
+
+def test_an_r_plan_on_docker_names_debians_r_and_the_snapshot_url(tmp_path, capsys, backend, monkeypatch):
+    backend("docker")
+    plan = plan_json(checkout(tmp_path, R), capsys)
+    assert (plan["kind"], plan["builds"], plan["kind_files"]) == ("r", True, ["runtime.txt", "install.R"])
+    assert "R: runtime.txt asks for R 4.3; Debian's r-base-core of the base image" in plan["notes"][0]
+    assert plan["notes"][1] == (
+        "R packages (install.R) from the CRAN snapshot of 2023-06-01: "
+        "https://packagemanager.posit.co/cran/__linux__/bookworm/2023-06-01"
+    )
+    monkeypatch.setenv("BINDER_CRAN_URL", "http://cran.example.org/snapshots/{date}/")
+    plan = plan_json(checkout(tmp_path, R), capsys)
+    assert plan["notes"][1].endswith("2023-06-01: http://cran.example.org/snapshots/2023-06-01/")
 
 
 def test_the_json_plan_lists_steps_conda_scripts_and_what_is_not_honoured(tmp_path, capsys, backend):
