@@ -4,8 +4,8 @@ answers for every "server" of the load harness, so thousands of sessions cost no
 It speaks just enough of a single-user server for the hub, the culler and the `ready` event to
 behave as with real ones: any path under a registered session's prefix answers 200 (the hub's
 spawn check), `<prefix>api/status` answers as jupyter_server does, and each session reports its
-activity to the hub as `jupyterhub-singleuser` does (at start, then every ACTIVITY_INTERVAL seconds,
-with the server's own token). LoopbackSpawner registers and unregisters the sessions.
+activity to the hub as `jupyterhub-singleuser` does (at start, then every ACTIVITY_INTERVAL seconds
+from its own start, with the server's own token). LoopbackSpawner registers and unregisters the sessions.
 
     python -m bench.loopback_server --port 8765
 """
@@ -16,10 +16,12 @@ import argparse
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import httpx
+from jupyterhub import __version__ as jupyterhub_version
 from tornado import web
 
 log = logging.getLogger("bench.loopback_server")
@@ -37,6 +39,7 @@ class LoopbackSession:
     token: str
     activity_url: str
     started: str
+    next_report: float = 0.0  # time.monotonic() of its next activity report
 
 
 class Sessions:
@@ -75,9 +78,15 @@ class Sessions:
                 log.warning("activity report failed user=%s: %s", session.user, type(error).__name__)
 
     async def report_forever(self) -> None:
+        """Each session reports every ACTIVITY_INTERVAL from its own start, as its own server would
+        (one timer for all of them would send every report in the same instant)."""
         while True:
-            await asyncio.sleep(ACTIVITY_INTERVAL)
-            await asyncio.gather(*(self.report(session) for session in list(self.by_prefix.values())))
+            await asyncio.sleep(1.0)  # the reports' clock, not a synchronisation
+            now = time.monotonic()
+            due = [session for session in self.by_prefix.values() if session.next_report <= now]
+            for session in due:
+                session.next_report = now + ACTIVITY_INTERVAL
+            await asyncio.gather(*(self.report(session) for session in due))
 
 
 class RegisterHandler(web.RequestHandler):
@@ -87,7 +96,7 @@ class RegisterHandler(web.RequestHandler):
     def post(self) -> None:
         body = json.loads(self.request.body)
         started = datetime.now(timezone.utc).isoformat()
-        session = LoopbackSession(started=started, **body)
+        session = LoopbackSession(started=started, next_report=time.monotonic() + ACTIVITY_INTERVAL, **body)
         self.sessions.by_prefix[session.prefix] = session
         asyncio.get_running_loop().create_task(self.sessions.report(session))  # a real server reports at start
         self.write({"registered": session.prefix})
@@ -118,6 +127,7 @@ class ServerHandler(web.RequestHandler):
         if session is None:
             raise web.HTTPError(404)
         self.set_header("Content-Type", "application/json")
+        self.set_header("X-JupyterHub-Version", jupyterhub_version)  # as jupyterhub-singleuser, so the hub checks it
         if self.request.path.endswith("/api/status"):
             self.write({"started": session.started, "last_activity": session.started, "connections": 0, "kernels": 0})
         elif self.request.path.endswith("/api"):

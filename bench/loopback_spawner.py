@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from jupyterhub.spawner import Spawner
+from traitlets import default
 
 from bench.loopback_server import REGISTER_PATH
 
@@ -31,6 +32,11 @@ class LoopbackSpawner(Spawner):
     """A test tool: every server is a registration on the one loopback server process."""
 
     _started = False
+
+    @default("apply_user_options")
+    def _options_unused(self) -> Any:
+        # The launch's Binder options are taken and unused; without this the hub warns on every spawn.
+        return lambda spawner, user_options: None
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()

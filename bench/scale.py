@@ -32,6 +32,7 @@ from bench.loopback_stack import LoopbackStack, loopback_stack
 from bench.scale_probe import ProcessSampler, sample_forever, scans
 
 SCAN_EVERY = 60.0
+LATE_AFTER_SECONDS = 120.0  # a launch still running this long after the last one began counts as an error
 LATENCY_WINDOWS = 10  # the latency-against-load series: launches in this many equal slices of the run
 
 
@@ -90,13 +91,25 @@ async def run_load(
             if delay > 0:
                 await asyncio.sleep(delay)  # the load's own schedule, not a synchronisation
             tasks.append(asyncio.create_task(launch(index)))
-        streams = list(await asyncio.gather(*tasks))
+        done, late = await asyncio.wait(tasks, timeout=LATE_AFTER_SECONDS) if tasks else (set(), set())
+        for task in late:
+            task.cancel()
+        streams = [task.result() if task in done else _late(task) for task in tasks]
         launched = time.perf_counter()
         await asyncio.sleep(60 * minutes)  # holding the load for the time asked
     finally:
         if periodic_task:
             periodic_task.cancel()
     return streams, started, launched
+
+
+def _late(task: asyncio.Task[TimedStream]) -> TimedStream:
+    """A launch not ready LATE_AFTER_SECONDS after the last one began: an error of the run."""
+    stream = TimedStream(started=time.perf_counter())
+    stream.events.append({"phase": "failed", "message": f"not ready {LATE_AFTER_SECONDS:g}s after the last launch"})
+    stream.arrivals.append(time.perf_counter())
+    stream.ids.append("")
+    return stream
 
 
 async def _every(call: Callable[[], Awaitable[None]], seconds: float) -> None:

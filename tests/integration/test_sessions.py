@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -272,32 +272,44 @@ def test_shutdown_removes_the_temporary_users_of_every_page(tmp_path):
 
 
 def test_the_culler_reads_the_users_idle_since_a_moment_and_not_those_active_after(stack):
-    """HubClient.idle_since pages the hub's list by activity, oldest first, and stops at the first active."""
+    """HubClient.idle_since pages the hub's list by activity, oldest first, and stops at the first active.
+
+    A user's activity is when it last used its token (the hub records it): "idle" uses it, the
+    moment is its recorded activity, then "active" uses its own; "never" has none.
+    """
     suffix = secrets.token_hex(4)
     idle, active, never = f"scale-idle-{suffix}", f"scale-active-{suffix}", f"scale-never-{suffix}"
-    moment = datetime.now(timezone.utc) - timedelta(hours=1)
 
-    async def read() -> tuple[list, list]:
+    async def report_activity(hub: HubClient, name: str) -> None:
+        await hub.create_user(name)
+        token = await hub.create_token(name, note="test", scopes=[f"users:activity!user={name}"])
+        async with httpx.AsyncClient(timeout=30) as as_the_user:  # as a server reports activity
+            answer = await as_the_user.post(
+                f"{stack.config.hub_url}hub/api/users/{name}/activity",
+                json={"last_activity": datetime.now(timezone.utc).isoformat()},
+                headers={"Authorization": f"token {token}"},
+            )
+        assert answer.status_code in (200, 204), answer.text
+
+    async def read() -> tuple[datetime, list, list]:
         hub = HubClient(stack.config.hub_url, stack.config.hub_api_token.get_secret_value())
         try:
-            for name, seen in ((idle, moment - timedelta(hours=1)), (active, datetime.now(timezone.utc))):
-                await hub.create_user(name)
-                token = await hub.create_token(name, note="test", scopes=[f"users:activity!user={name}"])
-                async with httpx.AsyncClient(timeout=30) as as_the_user:  # as a server reports activity
-                    answer = await as_the_user.post(
-                        f"{stack.config.hub_url}hub/api/users/{name}/activity",
-                        json={"last_activity": seen.isoformat()},
-                        headers={"Authorization": f"token {token}"},
-                    )
-                assert answer.status_code in (200, 204), answer.text
             await hub.create_user(never)
-            return await hub.idle_since(moment), await hub.list_users(page_size=1, sort="last_activity", until=moment)
+            await report_activity(hub, idle)
+            idle_user = await hub.get_user(idle)
+            assert idle_user is not None and idle_user.last_activity is not None
+            moment = idle_user.last_activity
+            await report_activity(hub, active)
+            active_user = await hub.get_user(active)
+            assert active_user is not None and active_user.last_activity and active_user.last_activity > moment
+            whole = await hub.idle_since(moment)
+            return moment, whole, await hub.list_users(page_size=1, sort="last_activity", until=moment)
         finally:
             for name in (idle, active, never):
                 await hub.remove_user(name)
             await hub.aclose()
 
-    whole, paged = asyncio.run(read())
+    moment, whole, paged = asyncio.run(read())
     for users in (whole, paged):
         names = {user.name for user in users}
         assert {idle, never} <= names
