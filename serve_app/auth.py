@@ -18,10 +18,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
 import jwt
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from binder_actors.caching import SingleFlight, TTLCache
@@ -169,12 +169,9 @@ class LoginGate:
 
 
 def _cookies(facts: RequestFacts) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(facts.headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header is no login
-        return {}
-    return {name: morsel.value for name, morsel in jar.items()}
+    # Starlette's lenient parser, as browsers send: one malformed cookie of another application on the
+    # same host does not hide the others (the stdlib's SimpleCookie drops the whole header then).
+    return cookie_parser(facts.headers.get("cookie", ""))
 
 
 class LoginRequired:

@@ -13,7 +13,7 @@ def extra_static_file(folder: str, prefix: str, path: str) -> Path | None:
     if not folder or not path.startswith(prefix):
         return None
     relative = path[len(prefix) :]
-    if not relative or any(part in ("", ".", "..") for part in relative.split("/")):
+    if not relative or "\x00" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
         return None
     root = Path(folder).resolve()
     candidate = (root / relative).resolve()

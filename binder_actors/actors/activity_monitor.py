@@ -129,8 +129,10 @@ async def cull_idle(
     now = now or datetime.now(timezone.utc)
     # Only a user without activity for `timeout` can be idle that long: the hub's list sorted by
     # activity is read up to the first one active since (a sweep reads the idle, not every session).
-    # A max age culls the active too, so it reads them all.
-    users = await hub.list_users() if max_age else await hub.idle_since(now - timedelta(seconds=timeout))
+    # A max age culls the active too, and a logged-in user active elsewhere (another server, the hub's
+    # pages) may still have an idle Binder server: those read them all.
+    whole = max_age or logged_in
+    users = await hub.list_users() if whole else await hub.idle_since(now - timedelta(seconds=timeout))
     report = CullReport(checked=len(users))
     doomed: list[tuple[str, str]] = []
     for user in users:

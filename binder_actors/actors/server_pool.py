@@ -106,6 +106,8 @@ class ServerPool:
             holder = await create_claim(self.hub, claim_group(key), server.user)
         except HubError as error:  # the claim may be recorded or not: the server is never handed out again
             log.warning("claim not recorded user=%s, removing it: %s", server.user, error)
+            server.state = "draining"  # kept until removed, so a sync meanwhile cannot adopt it as free
+            self._servers[server.user] = server
             self._in_background(self._remove(server.user))
             self.misses += 1
             return None
@@ -229,7 +231,9 @@ class ServerPool:
             await asyncio.wait_for(self._spawn(user, server_name, options.model_dump()), self.config.launch_timeout)
         except (HubError, asyncio.TimeoutError) as error:
             log.warning("pooled server did not start user=%s image=%s: %s", user, template.image, error)
-            self._servers.pop(user, None)
+            failed = self._servers.get(user)
+            if failed is not None:
+                failed.state = "draining"  # kept until removed, so a sync meanwhile cannot adopt it as free
             await self._remove(user)
             return
         server = self._servers.get(user)

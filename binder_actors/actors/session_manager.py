@@ -257,7 +257,7 @@ class SessionManager:
                 return await self._pool.claim.remote(request, self.admission.sessions())
             return await self._pool.claimed.remote(request)
         except Exception as error:  # RayActorError, ValueError (not running), a hub error in the pool
-            log.warning("no pooled server for user=%s: %s", request.user, type(error).__name__)
+            log.warning("no pooled server for user=%s: %s: %s", request.user, type(error).__name__, error)
             return None
 
     async def _admit(self, request: LaunchRequest) -> HubUser | None:

@@ -239,12 +239,19 @@ def test_session_manager_killed_while_pooled_launches_claim_hands_no_server_to_t
     spec = git_spec(git_server.url(POOLED), "main")
 
     async def launches_with_a_kill() -> list[list[BinderEvent]]:
+        found = asyncio.Event()  # a launch found its image: its next step is SessionManager's launch and claim
+
         async def one(launch_id: str) -> list[BinderEvent]:
-            return [e async for e in launch_events(pool.actors, "git", spec, launch_id=launch_id)]
+            events = []
+            async for event in launch_events(pool.actors, "git", spec, launch_id=launch_id):
+                events.append(event)
+                if event.phase == "built":
+                    found.set()
+            return events
 
         running = [asyncio.create_task(one(launch_id)) for launch_id in launch_ids]
-        await asyncio.sleep(0)  # the launches are on their way: SessionManager dies under their claims
-        ray.kill(pool.actors.session_manager, no_restart=False)  # Ray starts it again
+        await asyncio.wait_for(found.wait(), timeout=60)
+        ray.kill(pool.actors.session_manager, no_restart=False)  # dies under the claims; Ray starts it again
         return await asyncio.gather(*running)
 
     first = asyncio.run(launches_with_a_kill())

@@ -14,7 +14,7 @@ from binder_actors.config import BinderConfig, ConfigError, config_environment
 from binder_actors.hub_models import MANAGED_GROUP, HubServer, HubUser
 from binder_actors.owned_sessions import binder_users, owned_servers, server_scope, session_repos
 from serve_app.access import RequestFacts
-from serve_app.auth import LoginGate, needs_login, request_token, safe_next
+from serve_app.auth import LOGIN_COOKIE, LoginGate, _cookies, needs_login, request_token, safe_next
 
 HOST = "https://binder.example.org/"
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
@@ -162,3 +162,8 @@ def test_auth_settings_are_checked_and_the_password_stays_secret():
         BinderConfig(auth_named_server_limit_per_user=2)
     config = BinderConfig(auth_enabled=True, auth_shared_password=SecretStr("a-long-password"))
     assert "a-long-password" not in repr(config) and "a-long-password" not in str(config_environment(config))
+
+
+def test_a_malformed_cookie_of_another_application_does_not_hide_the_login():
+    header = f'theme="unclosed; other app=x y; {LOGIN_COOKIE}=signed.value'
+    assert _cookies(facts("/", {}, header)).get(LOGIN_COOKIE) == "signed.value"

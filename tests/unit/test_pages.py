@@ -151,6 +151,7 @@ def test_extra_static_files_are_found_only_inside_their_folder(tmp_path: Path):
         "extra_static/missing.css",
         "other/css/site.css",
         "extra_static//etc/passwd",
+        "extra_static/css/site.css\x00.png",  # a NUL: no file, not a server error
     ]:
         assert extra_static_file(str(folder), prefix, path) is None, path
     assert extra_static_file("", prefix, "extra_static/css/site.css") is None  # no folder configured
