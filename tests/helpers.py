@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -127,3 +128,17 @@ def start_git_server(root: Path) -> GitServer:
         "git daemon to serve",
     )
     return server
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Pids of processes whose environment holds `marker` (every descendant of a command started with it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -11,25 +11,11 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 from binder_actors.config import PROJECT_DIR
-from tests.helpers import wait_for
+from tests.helpers import processes_with_env, wait_for
 
 SESSIONS = 20
-
-
-def processes_with_env(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_scale_harness_launches_through_the_actors_and_prints_its_figures():

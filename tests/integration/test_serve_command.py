@@ -6,26 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 
 from serve_app.embedded import free_port
-from tests.helpers import wait_for
-
-
-def processes_with_env(marker: str) -> list[int]:
-    """Pids of processes whose environment holds `marker` (every descendant of the command)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+from tests.helpers import processes_with_env, wait_for
 
 
 def test_serve_prints_the_url_and_sigint_stops_hub_proxy_and_ray(tmp_path):
