@@ -82,6 +82,9 @@ class Admission:
         self._listed: dict[str, str] = {}  # user -> repo_url, of the sessions in the last list
         self._since_listed: dict[str, tuple[str, float]] = {}  # user -> (repo_url, when delivered or admitted)
         self._launching: dict[str, str] = {}  # user -> repo_url, of the launches in progress
+        # claim key -> user, of launches in progress that may take a pooled server: counted under their
+        # own name until handed_over(), so a list meanwhile does not count their claimed server again.
+        self._claiming: dict[str, str] = {}
 
     def decide(
         self,
@@ -92,11 +95,13 @@ class Admission:
         provider: str = "",
         listed: bool = False,
         looked_up: bool = False,
+        claim_key: str = "",
     ) -> Step | Refusal:
         """Admit `user` (its place taken), refuse it, or say what to ask the hub first.
 
         `listed`: a list was made for this launch (it is not asked for again); `looked_up`: the hub
         was asked for `user` and does not have it. Each is asked for at most once per launch.
+        `claim_key`: the key a pooled server this launch claims will carry in the hub (its claim group).
         """
         if self.max_sessions <= 0:
             return Refusal("maintenance", MAINTENANCE_MESSAGE)
@@ -111,6 +116,8 @@ class Admission:
             return refusal
         self._launching[user] = repo_url
         self._since_listed[user] = (repo_url, self.clock())
+        if claim_key:
+            self._claiming[claim_key] = user
         return Step.ADMITTED
 
     @property
@@ -139,7 +146,12 @@ class Admission:
         self._list_seconds = max(0.0, self._listed_done - asked)
         # A temporary user counts once by its name; a logged-in user once per Binder server (user/server).
         # A pooled server no launch has claimed is no session yet: it counts once claimed.
-        counted = [user for user in users if not user.waiting_in_pool]
+        # One claimed by a launch still in progress counts under that launch's name (its place is taken).
+        counted = [
+            user
+            for user in users
+            if not user.waiting_in_pool and not (user.claim_key and user.claim_key in self._claiming)
+        ]
         self._listed = {key: repo for user in counted for key, repo in session_repos(user).items()}
         self._listed_users = {user.name for user in users if user.managed} | self._listed.keys()
         # Sessions delivered while the list was on its way may be missing from it: keep counting them.
@@ -148,10 +160,19 @@ class Admission:
     def release(self, user: str, delivered: bool) -> None:
         """The launch of `user` ended: a delivered session counts until a list made after now shows it."""
         repo_url = self._launching.pop(user, "")
+        self._claiming = {key: who for key, who in self._claiming.items() if who != user}
         if delivered:
             self._since_listed[user] = (repo_url, self.clock())
         else:
             self._since_listed.pop(user, None)
+
+    def handed_over(self, user: str, holder: str) -> None:
+        """The launch of `user` ended with the pooled server of hub user `holder`: the session counts as
+        `holder` (the name the hub's lists give it) until a list made after now shows it."""
+        repo_url = self._launching.pop(user, "") or self._since_listed.get(user, ("", 0.0))[0]
+        self._claiming = {key: who for key, who in self._claiming.items() if who != user}
+        self._since_listed.pop(user, None)
+        self._since_listed[holder] = (repo_url, self.clock())
 
     def sessions(self) -> int:
         """The sessions admission counts now (running, delivered since the last list, launching)."""

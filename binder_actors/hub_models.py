@@ -118,6 +118,13 @@ class HubUser(_HubModel):
         return self.pooled and not any(group.startswith(CLAIM_GROUP_PREFIX) for group in self.groups)
 
     @property
+    def claim_key(self) -> str:
+        """The key of the launch that claimed this pooled server ('' if none did)."""
+        prefix = CLAIM_GROUP_PREFIX
+        claims = [group.removeprefix(prefix) for group in self.groups if group.startswith(prefix)]
+        return claims[0] if self.pooled and claims else ""
+
+    @property
     def launch_key(self) -> str:
         """The launch key its server was started with ('' if none)."""
         return next((s.user_options.binder_launch_key for s in self.servers.values()), "")

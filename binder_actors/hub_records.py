@@ -66,6 +66,16 @@ def pool_group(namespace: str) -> str:
     return POOL_GROUP_PREFIX + namespace
 
 
+def claim_key_of(request: LaunchRequest) -> str:
+    """The key of the claim group of a pooled server `request` takes: its launch key, else its user."""
+    return request.launch_key or request.user
+
+
+def hub_user_of(url: str) -> str:
+    """The hub user of a server URL (`.../user/<name>/...`)."""
+    return url.partition("/user/")[2].partition("/")[0]
+
+
 def claim_group(claim_key: str) -> str:
     """The group recording which launch took a pooled server: the launch's key (a hash of its id)."""
     return CLAIM_GROUP_PREFIX + claim_key

@@ -24,6 +24,7 @@ from binder_actors.hub import HubClient, HubError
 from binder_actors.hub_models import CLAIM_GROUP_PREFIX, HubUser
 from binder_actors.hub_records import (
     claim_group,
+    claim_key_of,
     create_claim,
     delete_group,
     groups_named,
@@ -91,7 +92,7 @@ class ServerPool:
         if not self.enabled:
             return None
         self._real_sessions = sessions
-        key = request.launch_key or request.user
+        key = claim_key_of(request)
         if key in self._claims:
             return await self._hand_over(self._claims[key], request)
         self._remember(request)

@@ -22,7 +22,7 @@ from binder_actors.config import BinderConfig
 from binder_actors.events import BinderEvent, failed, progress
 from binder_actors.hub import HubClient, HubError, HubUnavailable
 from binder_actors.hub_models import HubUser
-from binder_actors.hub_records import launch_options
+from binder_actors.hub_records import claim_key_of, hub_user_of, launch_options
 from binder_actors.image_budget import launch_records
 from binder_actors.launch_cleanup import FailedLaunchCleanup
 from binder_actors.logs import setup_logging
@@ -177,7 +177,7 @@ class SessionManager:
         if self._launch_records is not None:
             # Before the spawn, so that a budget pass meanwhile sees the image as just used.
             await asyncio.to_thread(self._launch_records.record, request.image)
-        delivered = False  # the place is taken from here: admission counts it until release()
+        delivered = handed = False  # the place is taken from here: admission counts it until release()
         try:
             full = await self._named_server_limit_reached(request) if request.owner else ""
             if full:
@@ -186,7 +186,8 @@ class SessionManager:
             if self.config.pool.enabled and not request.owner:  # a pooled server is a temporary user's
                 pooled = await self._from_pool("claim", request)
                 if pooled is not None:
-                    delivered = True
+                    self.admission.handed_over(key, hub_user_of(pooled.url or ""))
+                    handed = True
                     self.launches += 1
                     yield pooled
                     return
@@ -207,7 +208,8 @@ class SessionManager:
                     delivered = event.phase == "ready"
                     yield event
         finally:
-            self.admission.release(key, delivered)
+            if not handed:
+                self.admission.release(key, delivered)
 
     async def _named_server_limit_reached(self, request: LaunchRequest) -> str:
         """BinderHub's message if the logged-in user has BINDER_AUTH_NAMED_SERVER_LIMIT_PER_USER servers, else ''.
@@ -273,7 +275,13 @@ class SessionManager:
         async with self._admission_lock:
             while True:
                 step = self.admission.decide(
-                    user, repo_url, spec, provider=request.resolved.provider, listed=listed, looked_up=looked_up
+                    user,
+                    repo_url,
+                    spec,
+                    provider=request.resolved.provider,
+                    listed=listed,
+                    looked_up=looked_up,
+                    claim_key=claim_key_of(request) if self.config.pool.enabled and not request.owner else "",
                 )
                 if isinstance(step, Refusal):
                     raise QuotaExceeded(step)

@@ -274,3 +274,33 @@ def test_a_logged_in_users_listed_server_is_looked_up_not_counted_again():
     listed(core, clock, [logged_in_user("alice", {"one": REPO})])
     assert core.decide("alice/one", REPO, SPEC, listed=True) is Step.LOOK_UP
     assert core.decide("alice", REPO, SPEC, listed=True) == Refusal("pod_quota", HUB_FULL_MESSAGE)
+
+
+def pooled_user(name: str, claim_key: str = "", repo_url: str = REPO) -> HubUser:
+    """A server a ServerPool started (in its pool group), claimed by the launch `claim_key` if given."""
+    groups = [MANAGED_GROUP, "binder-actors-pool-ns"] + ([f"binder-actors-claim-{claim_key}"] if claim_key else [])
+    servers = {"": {"name": "", "ready": True, "url": f"/user/{name}/", "user_options": {"repo_url": repo_url}}}
+    return HubUser.model_validate({"name": name, "groups": groups, "servers": servers})
+
+
+def test_a_pooled_server_counts_once_whether_its_claim_is_in_flight_or_handed_over():
+    clock = Clock()
+    core = admission(clock, max_sessions=3)
+    listed(core, clock, [pooled_user("pool-a"), pooled_user("pool-b")])
+    assert core.counted() == 0  # servers waiting in the pool are no sessions
+    # Two launches claim pooled servers; a list while their claims are in flight shows them claimed.
+    for launch in ("launch-1", "launch-2"):
+        assert core.decide(launch, REPO, SPEC, looked_up=True, claim_key=f"key-{launch}") is Step.ADMITTED
+    clock.now += 10
+    listed(core, clock, [pooled_user("pool-a", "key-launch-1"), pooled_user("pool-b", "key-launch-2")])
+    assert core.counted() == 2  # each once, under its launch's name: a third launch still fits
+    assert admit(core, "launch-3") is Step.ADMITTED
+    core.release("launch-3", delivered=False)
+    # Handed over, each session counts as its pooled user, until and after a list shows it.
+    core.handed_over("launch-1", "pool-a")
+    core.handed_over("launch-2", "pool-b")
+    assert core.counted() == 2
+    clock.now += 10
+    listed(core, clock, [pooled_user("pool-a", "key-launch-1"), pooled_user("pool-b", "key-launch-2")])
+    assert core.counted() == 2
+    assert admit(core, "launch-4") is Step.ADMITTED
